@@ -1,0 +1,114 @@
+// u8s8 GEMM, AVX-512 VNNI: vpdpbusd on zmm, an 8-row x 32-column register tile (16 accumulators).
+// Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni only; everything here has internal
+// linkage so no AVX-512 code can be shared with the baseline translation units.
+#include <immintrin.h>
+#include <string.h>
+
+#include "../kernels.h"
+
+namespace {
+
+constexpr int kMR = 8;
+
+inline int32_t load_u32(const uint8_t* p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+inline int32_t load_tail(const uint8_t* p, size_t r) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < r; i++) v |= static_cast<uint32_t>(p[i]) << (8 * i);
+  return static_cast<int32_t>(v);
+}
+
+template <int MR, int NBK>
+void tile(const ptq_qgemm_weights* w, const uint8_t* a, size_t lda, uint8_t* c, size_t ldc,
+          size_t b) {
+  const size_t k = w->k, kq = (k + 3) / 4, kfull = k / 4, krem = k % 4;
+  const int8_t* wp = static_cast<const int8_t*>(w->packed_w) + b * kq * 64;
+  __m512i acc[MR][NBK];
+#pragma GCC unroll 16
+  for (int q = 0; q < NBK; q++) {
+    const __m512i init = _mm512_loadu_si512(w->acc_init + (b + q) * 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) acc[r][q] = init;
+  }
+  for (size_t g = 0; g < kfull; g++) {
+    __m512i bw[NBK];
+#pragma GCC unroll 4
+    for (int q = 0; q < NBK; q++) bw[q] = _mm512_load_si512(wp + (q * kq + g) * 64);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+      const __m512i av = _mm512_set1_epi32(load_u32(a + r * lda + g * 4));
+#pragma GCC unroll 4
+      for (int q = 0; q < NBK; q++) acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], av, bw[q]);
+    }
+  }
+  if (krem) {
+    __m512i bw[NBK];
+    for (int q = 0; q < NBK; q++) bw[q] = _mm512_load_si512(wp + (q * kq + kfull) * 64);
+    for (int r = 0; r < MR; r++) {
+      const __m512i av = _mm512_set1_epi32(load_tail(a + r * lda + kfull * 4, krem));
+      for (int q = 0; q < NBK; q++) acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], av, bw[q]);
+    }
+  }
+  const __m512i zp = _mm512_set1_epi32(w->out_zero_point);
+  const __m512i lo = _mm512_set1_epi32(w->out_min - w->out_zero_point);
+  const __m512i hi = _mm512_set1_epi32(w->out_max - w->out_zero_point);
+#pragma GCC unroll 4
+  for (int q = 0; q < NBK; q++) {
+    const size_t col = (b + q) * 16;
+    const __m512 bias = _mm512_loadu_ps(w->bias + col);
+    const __m512 mult = _mm512_loadu_ps(w->multiplier + col);
+    const size_t cols = col + 16 <= w->n ? 16 : w->n - col;
+    const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+      __m512 f = _mm512_cvtepi32_ps(acc[r][q]);
+      f = _mm512_add_ps(f, bias);
+      f = _mm512_mul_ps(f, mult);
+      __m512i v = _mm512_cvtps_epi32(f);  // RNE; INT32_MIN when out of range, like the reference
+      v = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi), zp);
+      const __m128i bytes = _mm512_cvtepi32_epi8(v);
+      if (cols == 16)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(c + r * ldc + col), bytes);
+      else
+        _mm_mask_storeu_epi8(c + r * ldc + col, mask, bytes);
+    }
+  }
+}
+
+template <int NBK>
+void rows(const ptq_qgemm_weights* w, const uint8_t* a, size_t lda, uint8_t* c, size_t ldc,
+          size_t b, size_t mr) {
+  switch (mr) {
+    case 1: tile<1, NBK>(w, a, lda, c, ldc, b); break;
+    case 2: tile<2, NBK>(w, a, lda, c, ldc, b); break;
+    case 3: tile<3, NBK>(w, a, lda, c, ldc, b); break;
+    case 4: tile<4, NBK>(w, a, lda, c, ldc, b); break;
+    case 5: tile<5, NBK>(w, a, lda, c, ldc, b); break;
+    case 6: tile<6, NBK>(w, a, lda, c, ldc, b); break;
+    case 7: tile<7, NBK>(w, a, lda, c, ldc, b); break;
+    default: tile<8, NBK>(w, a, lda, c, ldc, b); break;
+  }
+}
+
+}  // namespace
+
+extern "C" void ptq_qgemm_u8s8_avx512vnni(const ptq_qgemm_weights* w, const ptq_qgemm_io* io,
+                                          size_t m_begin, size_t m_end, size_t nb_begin,
+                                          size_t nb_end) {
+  // Column blocks outside, rows inside: the packed weight panel stays in L1 while A streams by.
+  size_t b = nb_begin;
+  for (; b + 2 <= nb_end; b += 2)
+    for (size_t i = m_begin; i < m_end; i += kMR) {
+      const size_t mr = m_end - i < static_cast<size_t>(kMR) ? m_end - i : kMR;
+      rows<2>(w, io->a + i * io->lda, io->lda, io->c + i * io->ldc, io->ldc, b, mr);
+    }
+  if (b < nb_end)
+    for (size_t i = m_begin; i < m_end; i += kMR) {
+      const size_t mr = m_end - i < static_cast<size_t>(kMR) ? m_end - i : kMR;
+      rows<1>(w, io->a + i * io->lda, io->lda, io->c + i * io->ldc, io->ldc, b, mr);
+    }
+}
