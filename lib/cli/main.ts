@@ -2,6 +2,8 @@
 import { Command } from 'commander';
 import { packageVersion } from '../version';
 import { doctor, formatDoctor } from './doctor';
+import { registerInspect } from './inspect';
+import { registerQuantize } from './quantize';
 
 /** Builds the CLI program (exported for tests). */
 export function program(): Command {
@@ -16,6 +18,8 @@ export function program(): Command {
       const r = doctor();
       console.log(o.json ? JSON.stringify(r, null, 2) : formatDoctor(r));
     });
+  registerQuantize(p);
+  registerInspect(p);
   return p;
 }
 

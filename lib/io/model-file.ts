@@ -1,0 +1,182 @@
+// The quantized model file: one .safetensors with int8 weights, float biases, weight qparams and,
+// in its metadata, the architecture and every quantized module's type, configuration and output
+// qparams. Loading rebuilds the architecture, fuses it and swaps in the quantized modules.
+import * as fs from 'fs';
+import { ArchitectureSpec, createModel } from '../models';
+import { Module } from '../nn/module';
+import { DeQuantize, QFunctional, QuantizedConv2d, QuantizedDropout, QuantizedLinear, Quantize, QWeight } from '../nn/quantized';
+import type { Conv2dGeometry } from '../kernels/float';
+import { readSafetensors, encodeSafetensors } from './safetensors';
+import { FormatError, RawTensor } from './types';
+
+/** The format tag in the metadata. */
+export const MODEL_FORMAT = 'ptq-node.quantized-model/1';
+
+/** One quantized module as recorded in the file. */
+export interface ModuleRecord {
+  name: string;
+  type: string;
+  scale?: number;
+  zero_point?: number;
+  geometry?: Conv2dGeometry;
+  in_features?: number;
+  out_features?: number;
+  qscheme?: string;
+  bias?: boolean;
+  p?: number;
+}
+
+/** What the file holds besides the tensors. */
+export interface QuantizedModelInfo {
+  architecture: ArchitectureSpec;
+  qconfig: string;
+  /** Free-form provenance (tool version, calibration data). */
+  provenance?: Record<string, unknown>;
+}
+
+function recordOf(name: string, m: Module, tensors: Map<string, RawTensor>): ModuleRecord | null {
+  const putWeight = (w: QWeight) => {
+    tensors.set(`${name}.weight`, { dtype: 'int8', shape: w.shape, data: w.data });
+    tensors.set(`${name}.weight_scale`, { dtype: 'float32', shape: [w.scale.length], data: w.scale });
+    tensors.set(`${name}.weight_zero_point`, { dtype: 'int32', shape: [w.zeroPoint.length], data: w.zeroPoint });
+  };
+  if (m instanceof Quantize) return { name, type: 'Quantize', scale: m.scale, zero_point: m.zeroPoint };
+  if (m instanceof DeQuantize) return { name, type: 'DeQuantize' };
+  if (m instanceof QFunctional) return { name, type: 'QFunctional', scale: m.scale, zero_point: m.zeroPoint };
+  if (m instanceof QuantizedDropout) return { name, type: 'QuantizedDropout', p: m.p };
+  if (m instanceof QuantizedConv2d) {
+    putWeight(m.weight);
+    if (m.bias) tensors.set(`${name}.bias`, { dtype: 'float32', shape: [m.bias.length], data: m.bias });
+    return { name, type: m.typeName(), scale: m.scale, zero_point: m.zeroPoint, geometry: m.geometry, qscheme: m.weight.qscheme, bias: !!m.bias };
+  }
+  if (m instanceof QuantizedLinear) {
+    putWeight(m.weight);
+    if (m.bias) tensors.set(`${name}.bias`, { dtype: 'float32', shape: [m.bias.length], data: m.bias });
+    return { name, type: m.typeName(), scale: m.scale, zero_point: m.zeroPoint, in_features: m.inFeatures, out_features: m.outFeatures, qscheme: m.weight.qscheme, bias: !!m.bias };
+  }
+  return null;
+}
+
+/** Serializes a converted model to the file format's bytes. */
+export function encodeQuantizedModel(model: Module, info: QuantizedModelInfo): Uint8Array {
+  const tensors = new Map<string, RawTensor>();
+  const records: ModuleRecord[] = [];
+  for (const [name, m] of model.namedModules()) {
+    const r = recordOf(name, m, tensors);
+    if (r) records.push(r);
+  }
+  if (!records.some((r) => r.type === 'Quantize')) throw new Error('the model is not converted: it has no Quantize module');
+  return encodeSafetensors(tensors, {
+    format: MODEL_FORMAT,
+    architecture: JSON.stringify(info.architecture),
+    qconfig: info.qconfig,
+    modules: JSON.stringify(records),
+    provenance: JSON.stringify(info.provenance ?? {}),
+  });
+}
+
+/** Writes a converted model to one .safetensors file. */
+export function saveQuantizedModel(file: string, model: Module, info: QuantizedModelInfo): void {
+  fs.writeFileSync(file, encodeQuantizedModel(model, info));
+}
+
+/** A parsed quantized model file. */
+export interface QuantizedModelFile extends QuantizedModelInfo {
+  records: ModuleRecord[];
+  tensors: Map<string, RawTensor>;
+}
+
+/** Reads and validates a quantized model file without building the model. */
+export function readQuantizedModelFile(file: string | Uint8Array): QuantizedModelFile {
+  const label = typeof file === 'string' ? file : undefined;
+  const { tensors, metadata } = readSafetensors(file);
+  if (metadata.format !== MODEL_FORMAT)
+    throw new FormatError(`not a ptq-node quantized model (format '${metadata.format ?? 'missing'}', expected '${MODEL_FORMAT}')`, label);
+  const parse = <T>(key: string): T => {
+    try {
+      return JSON.parse(metadata[key]) as T;
+    } catch {
+      throw new FormatError(`metadata '${key}' is missing or not JSON`, label);
+    }
+  };
+  const records = parse<ModuleRecord[]>('modules');
+  if (!Array.isArray(records)) throw new FormatError("metadata 'modules' is not a list", label);
+  return { architecture: parse<ArchitectureSpec>('architecture'), qconfig: metadata.qconfig ?? '', provenance: parse('provenance'), records, tensors };
+}
+
+function tensorOf(f: QuantizedModelFile, key: string, dtype: RawTensor['dtype'], label?: string): RawTensor {
+  const t = f.tensors.get(key);
+  if (!t) throw new FormatError(`tensor '${key}' is missing`, label);
+  if (t.dtype !== dtype) throw new FormatError(`tensor '${key}' has dtype ${t.dtype}, expected ${dtype}`, label);
+  return t;
+}
+
+function weightOf(f: QuantizedModelFile, r: ModuleRecord, expectShape: number[], label?: string): QWeight {
+  const w = tensorOf(f, `${r.name}.weight`, 'int8', label);
+  if (w.shape.join() !== expectShape.join()) throw new FormatError(`${r.name}.weight has shape [${w.shape}], expected [${expectShape}]`, label);
+  const s = tensorOf(f, `${r.name}.weight_scale`, 'float32', label).data as Float32Array;
+  const z = tensorOf(f, `${r.name}.weight_zero_point`, 'int32', label).data as Int32Array;
+  const perChannel = r.qscheme === 'per_channel_affine';
+  if (s.length !== (perChannel ? expectShape[0] : 1) || z.length !== s.length) throw new FormatError(`${r.name}: weight qparams have the wrong length`, label);
+  if (!s.every((v) => v > 0 && Number.isFinite(v))) throw new FormatError(`${r.name}: weight scales must be positive`, label);
+  if (!z.every((v) => v === 0)) throw new FormatError(`${r.name}: weight zero points must be 0`, label);
+  return { data: w.data as Int8Array, shape: w.shape, qscheme: perChannel ? 'per_channel_affine' : 'per_tensor_affine', scale: s, zeroPoint: z };
+}
+
+function actQParams(r: ModuleRecord, label?: string): [number, number] {
+  const s = r.scale, z = r.zero_point;
+  if (typeof s !== 'number' || !(s > 0) || !Number.isFinite(s)) throw new FormatError(`${r.name}: bad scale ${String(s)}`, label);
+  if (typeof z !== 'number' || !Number.isInteger(z) || z < 0 || z > 255) throw new FormatError(`${r.name}: bad zero_point ${String(z)}`, label);
+  return [Math.fround(s), z];
+}
+
+/** Loads a quantized model file: the converted model, ready to run (no calibration data needed). */
+export function loadQuantizedModel(file: string | Uint8Array): { model: Module; info: QuantizedModelFile } {
+  const label = typeof file === 'string' ? file : undefined;
+  const f = readQuantizedModelFile(file);
+  let model: Module;
+  try {
+    model = createModel(f.architecture);
+  } catch (e) {
+    throw new FormatError(`unknown architecture: ${(e as Error).message}`, label);
+  }
+  model.eval();
+  (model as Module & { fuseModel(): void }).fuseModel();
+  for (const r of f.records) {
+    let slot: Module;
+    try {
+      slot = model.getSubmodule(r.name);
+    } catch {
+      throw new FormatError(`module '${r.name}' does not exist in ${f.architecture.arch}`, label);
+    }
+    let q: Module;
+    switch (r.type) {
+      case 'Quantize': q = new Quantize(...actQParams(r, label)); break;
+      case 'DeQuantize': q = new DeQuantize(); break;
+      case 'QFunctional': q = new QFunctional(...actQParams(r, label)); break;
+      case 'QuantizedDropout': q = new QuantizedDropout(r.p ?? 0.5); break;
+      case 'QuantizedConv2d':
+      case 'QuantizedConvReLU2d': {
+        const conv = (slot as Module & { conv?: Module }).conv ?? slot;
+        const g = (conv as unknown as { geometry(): Conv2dGeometry }).geometry?.();
+        if (!g || JSON.stringify(g) !== JSON.stringify(r.geometry)) throw new FormatError(`${r.name}: conv geometry differs from the architecture`, label);
+        const w = weightOf(f, r, [g.outChannels, g.inChannels / g.groups, g.kernelH, g.kernelW], label);
+        const bias = r.bias ? (tensorOf(f, `${r.name}.bias`, 'float32', label).data as Float32Array) : null;
+        q = new QuantizedConv2d(g, w, bias, ...actQParams(r, label), r.type === 'QuantizedConvReLU2d');
+        break;
+      }
+      case 'QuantizedLinear':
+      case 'QuantizedLinearReLU': {
+        const inF = r.in_features!, outF = r.out_features!;
+        const w = weightOf(f, r, [outF, inF], label);
+        const bias = r.bias ? (tensorOf(f, `${r.name}.bias`, 'float32', label).data as Float32Array) : null;
+        q = new QuantizedLinear(inF, outF, w, bias, ...actQParams(r, label), r.type === 'QuantizedLinearReLU');
+        break;
+      }
+      default:
+        throw new FormatError(`unknown module type '${r.type}' for '${r.name}'`, label);
+    }
+    model.setSubmodule(r.name, q);
+  }
+  return { model, info: f };
+}

@@ -1,0 +1,51 @@
+// Float32 kernels (the float model's forward pass and calibration), NHWC activations.
+// Two implementations behind one interface: the TS reference (readable loops) and the native
+// one (AVX2/AVX-512 FMA, same runtime ISA dispatch). They agree to float32 rounding, not bitwise:
+// summation order differs, as it does between PyTorch's own CPU backends.
+
+/** Geometry of a 2-D convolution. */
+export interface Conv2dGeometry {
+  inChannels: number;
+  outChannels: number;
+  kernelH: number;
+  kernelW: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+  dilationH: number;
+  dilationW: number;
+  groups: number;
+}
+
+/** Conv2d weights (OIHW as in PyTorch, [outChannels][inChannels/groups][kh][kw]) packed once. */
+export interface PackedConv2dF32 {
+  readonly geometry: Conv2dGeometry;
+}
+
+/** Linear weights ([out][in] as in PyTorch) packed once. */
+export interface PackedLinearF32 {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+}
+
+/** The float kernels a float model needs. */
+export interface FloatKernels {
+  readonly name: 'native' | 'reference';
+  /** Packs conv weights (OIHW) and optional bias. */
+  packConv2d(weight: Float32Array, bias: Float32Array | null, g: Conv2dGeometry): PackedConv2dF32;
+  /**
+   * y (NHWC [n][oh][ow][outChannels]) = conv(x (NHWC [n][h][w][inChannels])) + bias, then max(y, 0)
+   * when relu. oh = floor((h + 2*padH - dilationH*(kernelH-1) - 1)/strideH) + 1, same for ow.
+   */
+  conv2d(p: PackedConv2dF32, x: Float32Array, n: number, h: number, w: number, y: Float32Array, relu: boolean): void;
+  /** Packs linear weights ([out][in]) and optional bias. */
+  packLinear(weight: Float32Array, bias: Float32Array | null, inFeatures: number, outFeatures: number): PackedLinearF32;
+  /** y[m][out] = x[m][in] * W^T + bias, then max(y, 0) when relu. */
+  linear(p: PackedLinearF32, m: number, x: Float32Array, y: Float32Array, relu: boolean): void;
+}
+
+/** Output spatial size of a convolution along one axis. */
+export function convOutSize(size: number, kernel: number, stride: number, pad: number, dilation: number): number {
+  return Math.floor((size + 2 * pad - dilation * (kernel - 1) - 1) / stride) + 1;
+}

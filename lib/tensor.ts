@@ -1,0 +1,112 @@
+// Float32 tensors with PyTorch's logical shape (NCHW for images) and a memory format: 4-D
+// activations inside models are channels_last (NHWC in memory), like PyTorch's
+// torch.channels_last, because every native kernel works on NHWC.
+
+export type MemoryFormat = 'contiguous' | 'channels_last';
+
+const fround = Math.fround;
+
+/** A float32 tensor: data, logical shape (PyTorch order) and memory format. */
+export class Tensor {
+  constructor(
+    readonly data: Float32Array,
+    readonly shape: readonly number[],
+    readonly memoryFormat: MemoryFormat = 'contiguous',
+  ) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw new RangeError(`Invalid tensor shape [${shape.join(', ')}]`);
+    if (data.length !== n) throw new RangeError(`Tensor data has ${data.length} elements but shape [${shape.join(', ')}] needs ${n}`);
+    if (memoryFormat === 'channels_last' && shape.length !== 4) throw new RangeError('channels_last needs a 4-D tensor');
+  }
+
+  /** A tensor of zeros. */
+  static zeros(shape: readonly number[], memoryFormat: MemoryFormat = 'contiguous'): Tensor {
+    return new Tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, memoryFormat);
+  }
+
+  /** A tensor from nested-free values and a shape. */
+  static from(values: ArrayLike<number>, shape: readonly number[]): Tensor {
+    return new Tensor(Float32Array.from(values), shape);
+  }
+
+  /** Number of elements. */
+  get numel(): number {
+    return this.data.length;
+  }
+
+  /** Number of dimensions. */
+  get dim(): number {
+    return this.shape.length;
+  }
+
+  /** The same values in channels_last (NHWC) memory order; returns this when already so. */
+  toChannelsLast(): Tensor {
+    if (this.memoryFormat === 'channels_last') return this;
+    if (this.shape.length !== 4) throw new RangeError(`toChannelsLast needs a 4-D tensor, got [${this.shape.join(', ')}]`);
+    const [n, c, h, w] = this.shape;
+    const out = new Float32Array(this.data.length);
+    const src = this.data, hw = h * w;
+    for (let b = 0; b < n; b++)
+      for (let ch = 0; ch < c; ch++) {
+        const so = (b * c + ch) * hw;
+        for (let p = 0; p < hw; p++) out[(b * hw + p) * c + ch] = src[so + p];
+      }
+    return new Tensor(out, this.shape, 'channels_last');
+  }
+
+  /** The same values in contiguous (row-major in logical order) memory. */
+  contiguous(): Tensor {
+    if (this.memoryFormat === 'contiguous') return this;
+    const [n, c, h, w] = this.shape;
+    const out = new Float32Array(this.data.length);
+    const src = this.data, hw = h * w;
+    for (let b = 0; b < n; b++)
+      for (let p = 0; p < hw; p++) {
+        const so = (b * hw + p) * c;
+        for (let ch = 0; ch < c; ch++) out[(b * c + ch) * hw + p] = src[so + ch];
+      }
+    return new Tensor(out, this.shape, 'contiguous');
+  }
+
+  /** mean over dims [2, 3] of a 4-D tensor (x.mean([2, 3]) in the tutorial), giving [N, C]. */
+  mean(dims: readonly number[], keepdim = false): Tensor {
+    if (this.shape.length !== 4 || dims.length !== 2 || dims[0] !== 2 || dims[1] !== 3)
+      throw new RangeError(`mean supports dims [2, 3] of a 4-D tensor, got dims [${dims.join(', ')}] of [${this.shape.join(', ')}]`);
+    const [n, c, h, w] = this.shape;
+    const hw = h * w;
+    const out = new Float32Array(n * c);
+    const x = this.toChannelsLast().data;
+    for (let b = 0; b < n; b++) {
+      const acc = new Float64Array(c);
+      for (let p = 0; p < hw; p++) {
+        const o = (b * hw + p) * c;
+        for (let ch = 0; ch < c; ch++) acc[ch] += x[o + ch];
+      }
+      for (let ch = 0; ch < c; ch++) out[b * c + ch] = fround(acc[ch] / hw);
+    }
+    return new Tensor(out, keepdim ? [n, c, 1, 1] : [n, c]);
+  }
+
+  /** flatten(startDim) as torch.flatten: merges dims startDim.. into one (contiguous order). */
+  flatten(startDim = 1): Tensor {
+    const t = this.contiguous();
+    const head = this.shape.slice(0, startDim);
+    const tail = this.shape.slice(startDim).reduce((a, b) => a * b, 1);
+    return new Tensor(t.data, [...head, tail]);
+  }
+
+  /** The same data viewed with another shape of the same element count (contiguous only). */
+  reshape(shape: readonly number[]): Tensor {
+    return new Tensor(this.contiguous().data, shape);
+  }
+
+  /** Element-wise copy. */
+  clone(): Tensor {
+    return new Tensor(this.data.slice(), this.shape, this.memoryFormat);
+  }
+
+  /** Short description, e.g. Tensor([2, 10], float32). */
+  toString(): string {
+    return `Tensor([${this.shape.join(', ')}], float32${this.memoryFormat === 'channels_last' ? ', channels_last' : ''})`;
+  }
+}
