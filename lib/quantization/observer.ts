@@ -448,6 +448,7 @@ function pyInt(v: number): number {
   return Math.trunc(v);
 }
 
+/** Validates that `shape` describes `x` and returns its element count. */
 function checkShape(x: Float32Array, shape: readonly number[]): number {
   let numel = 1;
   for (const d of shape) {

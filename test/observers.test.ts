@@ -1,0 +1,395 @@
+// Golden tests of lib/quantization against torch 1.13 (fixtures from scripts/make_observer_fixtures.py).
+// Inputs are regenerated from the fixture's generator specs; every scale/zero point must match exactly.
+
+import * as fs from 'fs';
+import * as path from 'path';
+import {
+  HistogramObserver,
+  MinMaxObserver,
+  MovingAverageMinMaxObserver,
+  ObserverBase,
+  PerChannelMinMaxObserver,
+  pyFloatRepr,
+  pyFormatExp,
+  pyFormatFixed,
+  torchHistc,
+  torchSumF32,
+} from '../lib/quantization/observer';
+import { calculateQminQmax, calculateQParams, QDtype, roundHalfEven } from '../lib/quantization/qparams';
+import {
+  defaultHistogramObserver,
+  defaultObserver,
+  defaultPerChannelWeightObserver,
+  defaultQConfig,
+  defaultWeightObserver,
+  getDefaultQConfig,
+  QConfig,
+} from '../lib/quantization/qconfig';
+
+interface BatchSpec {
+  kind: 'const' | 'uniform' | 'normal' | 'heavy' | 'grid';
+  seed: number;
+  shape: number[];
+  scale?: number;
+  offset?: number;
+  post?: 'relu' | 'relu6' | 'negabs';
+  pin?: [number, number];
+  hash: number;
+  after?: { min: number; max: number; histHash: number };
+}
+
+interface Case {
+  name: string;
+  observer: string;
+  args: Record<string, unknown>;
+  batches: BatchSpec[];
+  reprBefore: string;
+  repr: string;
+  scale: number[];
+  zeroPoint: number[];
+  minVal: number | number[] | string;
+  maxVal: number | number[] | string;
+  searchMin?: number;
+  searchMax?: number;
+}
+
+interface Fixtures {
+  torch: string;
+  lcg: { a: number; c: number };
+  cases: Case[];
+  qminmax: { dtype: QDtype; reduceRange: boolean; quantMin: number | null; quantMax: number | null; result: [number, number] | null }[];
+  round: [number, number][];
+  reprs: Record<string, string>;
+  sums: { spec: BatchSpec; every3?: number; sum: number }[];
+  histc: { spec: BatchSpec; bins: number; min: number; max: number; xmin: number; xmax: number; histHash: number; count: number }[];
+}
+
+const fx: Fixtures = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'observers.json'), 'utf8'));
+
+/** Uniforms in [0,1) from the fixture LCG: u = (s >> 8) * 2^-24. */
+function lcgU(seed: number, count: number): Float32Array {
+  const out = new Float32Array(count);
+  let s = seed >>> 0;
+  const a = fx.lcg.a;
+  const c = fx.lcg.c;
+  for (let i = 0; i < count; i++) {
+    s = (Math.imul(a, s) + c) >>> 0;
+    out[i] = (s >>> 8) * 2 ** -24;
+  }
+  return out;
+}
+
+/** Mirror of `gen` in scripts/make_observer_fixtures.py (float32 arithmetic only). */
+function generate(spec: BatchSpec): Float32Array {
+  const f = Math.fround;
+  const n = spec.shape.reduce((p, d) => p * d, 1);
+  const scale = f(spec.scale ?? 1);
+  const offset = f(spec.offset ?? 0);
+  const x = new Float32Array(n);
+  if (spec.kind === 'const') x.fill(offset);
+  else if (spec.kind === 'uniform') {
+    const u = lcgU(spec.seed, n);
+    for (let i = 0; i < n; i++) x[i] = f(f(u[i] * scale) + offset);
+  } else if (spec.kind === 'normal') {
+    const u = lcgU(spec.seed, 4 * n);
+    for (let i = 0; i < n; i++) {
+      const s = f(f(f(u[4 * i] + u[4 * i + 1]) + u[4 * i + 2]) + u[4 * i + 3]);
+      x[i] = f(f(f(s - 2) * scale) + offset);
+    }
+  } else if (spec.kind === 'heavy') {
+    const u = lcgU(spec.seed, 2 * n);
+    const k = f(0.001);
+    for (let i = 0; i < n; i++) {
+      const a = f(u[2 * i] - 0.5);
+      const b = f(f(u[2 * i + 1] * u[2 * i + 1]) + k);
+      x[i] = f(f(f(a / b) * scale) + offset);
+    }
+  } else if (spec.kind === 'grid') {
+    const u = lcgU(spec.seed, n);
+    for (let i = 0; i < n; i++) x[i] = f(f(Math.floor(f(u[i] * 2049)) * scale) + offset);
+  } else throw new Error(`unknown kind ${spec.kind}`);
+  if (spec.post === 'relu' || spec.post === 'relu6') {
+    for (let i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
+    if (spec.post === 'relu6') for (let i = 0; i < n; i++) x[i] = x[i] < 6 ? x[i] : 6;
+  } else if (spec.post === 'negabs') {
+    for (let i = 0; i < n; i++) x[i] = -Math.abs(x[i]);
+  }
+  if (spec.pin) {
+    const lo = f(spec.pin[0]);
+    const hi = f(spec.pin[1]);
+    for (let i = 0; i < n; i++) x[i] = x[i] < lo ? lo : x[i] > hi ? hi : x[i];
+    if (n >= 2) {
+      x[0] = lo;
+      x[1] = hi;
+    }
+  }
+  return x;
+}
+
+/** The fixture checksum over float32 bit patterns. */
+function hash32(a: Float32Array): number {
+  const bits = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  let h = 0;
+  for (let i = 0; i < bits.length; i++) h = (h + (Math.imul(bits[i], (i % 65521) + 1) >>> 0)) >>> 0;
+  return h;
+}
+
+/** Fixture numbers: finite values are JSON numbers, non-finite ones strings. */
+function num(v: number | string): number {
+  return typeof v === 'number' ? v : v === 'inf' ? Infinity : v === '-inf' ? -Infinity : NaN;
+}
+
+const CLASSES: Record<string, new (opts?: any) => ObserverBase> = {
+  MinMaxObserver,
+  MovingAverageMinMaxObserver,
+  PerChannelMinMaxObserver,
+  HistogramObserver,
+};
+
+beforeAll(() => {
+  jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+});
+
+describe('fixtures', () => {
+  test('generated by torch 1.13', () => {
+    expect(fx.torch.startsWith('1.13')).toBe(true);
+    expect(fx.cases.length).toBeGreaterThan(50);
+  });
+});
+
+describe.each(fx.cases.map((c) => [c.name, c] as [string, Case]))('%s', (_name, c) => {
+  test('matches torch exactly', () => {
+    const obs = new CLASSES[c.observer](c.args);
+    expect(obs.toString()).toBe(c.reprBefore);
+    for (const [bi, spec] of c.batches.entries()) {
+      const x = generate(spec);
+      expect({ batch: bi, hash: hash32(x) }).toEqual({ batch: bi, hash: spec.hash });
+      obs.forward(x, spec.shape);
+      if (spec.after) {
+        const h = obs as HistogramObserver;
+        expect({ batch: bi, min: h.minVal, max: h.maxVal, histHash: hash32(h.histogram) }).toEqual({
+          batch: bi,
+          min: num(spec.after.min),
+          max: num(spec.after.max),
+          histHash: spec.after.histHash,
+        });
+      }
+    }
+    if (c.searchMin !== undefined) {
+      const [mn, mx] = (obs as HistogramObserver).nonLinearParamSearch();
+      expect([mn, mx]).toEqual([c.searchMin, c.searchMax]);
+    }
+    const qp = obs.calculateQParams();
+    expect(Array.from(qp.scale)).toEqual(c.scale.map(num));
+    for (const s of qp.scale) expect(Math.fround(s)).toBe(s);
+    if (qp.floatZeroPoint) expect(Array.from(qp.floatZeroPoint)).toEqual(c.zeroPoint);
+    else expect(Array.from(qp.zeroPoint)).toEqual(c.zeroPoint);
+    const o = obs as unknown as { minVal: number | Float32Array; maxVal: number | Float32Array };
+    if (typeof o.minVal === 'number') {
+      expect([o.minVal, o.maxVal]).toEqual([num(c.minVal as number | string), num(c.maxVal as number | string)]);
+    } else {
+      expect(Array.from(o.minVal)).toEqual((c.minVal as number[]).map(num));
+      expect(Array.from(o.maxVal as Float32Array)).toEqual((c.maxVal as number[]).map(num));
+    }
+    expect(obs.toString()).toBe(c.repr);
+  });
+});
+
+describe('roundHalfEven', () => {
+  test('ties go to even, like torch.round', () => {
+    expect([0.5, 1.5, 2.5, 3.5, -0.5, -1.5, -2.5, -3.5].map(roundHalfEven)).toEqual([0, 2, 2, 4, -0, -2, -2, -4]);
+    expect(roundHalfEven(2.4999999)).toBe(2);
+    expect(roundHalfEven(2.5000001)).toBe(3);
+    expect(roundHalfEven(-7.75)).toBe(-8);
+    expect(roundHalfEven(4503599627370497)).toBe(4503599627370497);
+    expect(roundHalfEven(NaN)).toBeNaN();
+  });
+  test.each(fx.round)('torch.round(%p) == %p', (x, r) => {
+    expect(roundHalfEven(x)).toBe(r);
+  });
+});
+
+describe('calculateQminQmax', () => {
+  test('default table (numerics.md A.1)', () => {
+    expect(calculateQminQmax(null, null, false, 'qint8', false)).toEqual([-128, 127]);
+    expect(calculateQminQmax(null, null, false, 'qint8', true)).toEqual([-64, 63]);
+    expect(calculateQminQmax(null, null, false, 'quint8', false)).toEqual([0, 255]);
+    expect(calculateQminQmax(null, null, false, 'quint8', true)).toEqual([0, 127]);
+    expect(calculateQminQmax(null, null, false, 'qint32', true)).toEqual([-(2 ** 31), 2 ** 31 - 1]);
+    expect(calculateQminQmax(0, 127, true, 'quint8', true)).toEqual([0, 63]);
+    expect(calculateQminQmax(-127, 127, true, 'qint8', true)).toEqual([-64, 63]);
+    expect(() => calculateQminQmax(-200, 127, true, 'qint8', false)).toThrow();
+  });
+  test.each(fx.qminmax.map((r) => [r.dtype, r.reduceRange, r.quantMin, r.quantMax, r]))(
+    '%s reduce=%p [%p, %p]',
+    (dt, rr, qmin, qmax, r) => {
+      const cust = qmin !== null && qmax !== null;
+      if (r.result === null) expect(() => calculateQminQmax(qmin, qmax, cust, dt, rr)).toThrow();
+      else expect(calculateQminQmax(qmin, qmax, cust, dt, rr)).toEqual(r.result);
+    },
+  );
+});
+
+describe('calculateQParams', () => {
+  test('worked examples of numerics.md A.2', () => {
+    const sym = calculateQParams(Float32Array.of(-1), Float32Array.of(1), {
+      dtype: 'qint8', qscheme: 'per_tensor_symmetric', quantMin: -128, quantMax: 127, hasCustomizedQrange: false,
+      eps: 2 ** -23,
+    });
+    expect(sym.scale[0]).toBe(Math.fround(0.0078431377));
+    expect(sym.zeroPoint[0]).toBe(0);
+    const o = new MinMaxObserver({ reduceRange: true });
+    o.forward(Float32Array.of(-0.5, 3.0), [2]);
+    const qp = o.calculateQParams();
+    expect(qp.scale[0]).toBe(Math.fround(3.5 / 127));
+    expect(qp.zeroPoint[0]).toBe(18);
+  });
+  test('unobserved returns 1/0; NaN range throws like torch asserts', () => {
+    expect(new MinMaxObserver().calculateQParams()).toEqual({ scale: Float32Array.of(1), zeroPoint: Int32Array.of(0) });
+    const o = new MinMaxObserver();
+    o.forward(Float32Array.of(1, NaN, 2), [3]);
+    expect(o.minVal).toBeNaN();
+    expect(() => o.calculateQParams()).toThrow(/should be less than max/);
+    // torch 1.13: MinMaxObserver on [-inf, 1] gives scale inf and zero point 0 (int32 wrap, then clamp)
+    const inf = new MinMaxObserver();
+    inf.forward(Float32Array.of(-Infinity, 1), [2]);
+    expect(inf.toString()).toBe('MinMaxObserver(min_val=-inf, max_val=1.0)');
+    expect(inf.calculateQParams()).toEqual({ scale: Float32Array.of(Infinity), zeroPoint: Int32Array.of(0) });
+    const pc = new PerChannelMinMaxObserver();
+    pc.forward(Float32Array.of(1, NaN, 2, 3), [2, 2]);
+    expect(pc.toString()).toBe('PerChannelMinMaxObserver(min_val=tensor([nan, 2.]), max_val=tensor([nan, 3.]))');
+  });
+});
+
+describe('observer edge cases', () => {
+  test('constructor validation mirrors torch', () => {
+    expect(() => new MinMaxObserver({ qscheme: 'per_tensor_symmetric', reduceRange: true })).toThrow(/reduce range/);
+    expect(() => new MinMaxObserver({ qscheme: 'per_channel_affine' })).toThrow();
+    expect(() => new PerChannelMinMaxObserver({ qscheme: 'per_tensor_affine' })).toThrow();
+    expect(() => new HistogramObserver({ qscheme: 'per_channel_symmetric' })).toThrow();
+    expect(() => new MinMaxObserver({ quantMin: 1, quantMax: 127 })).toThrow(/include 0/);
+    expect(() => new MinMaxObserver({}).forward(new Float32Array(3), [2, 2])).toThrow(/shape/);
+  });
+  test('histogram rejects NaN and infinities like torch (int() of a non-finite float)', () => {
+    const h = new HistogramObserver();
+    expect(() => h.forward(Float32Array.of(0, NaN), [2])).toThrow(/NaN/);
+    expect(() => h.forward(Float32Array.of(0, Infinity), [2])).toThrow(/infinity/);
+    expect(h.minVal).toBe(Infinity);
+  });
+  test('histc puts the max in the last bin and drops out-of-range values', () => {
+    const out = new Float32Array(4);
+    torchHistc(out, Float32Array.of(-1, 0, 0.25, 0.5, 1, 1.5, NaN), 0, 1, -1, 1.5);
+    expect(Array.from(out)).toEqual([1, 1, 1, 1]);
+    const out2 = new Float32Array(4);
+    torchHistc(out2, Float32Array.of(3, 3), 0, 0, 3, 3); // min == max: data range, then +-1
+    expect(Array.from(out2)).toEqual([0, 0, 2, 0]);
+  });
+  test('histc fast path (power-of-two bins) equals the literal float32 formula near every edge', () => {
+    const f = Math.fround;
+    const bins = 2048;
+    for (const [lo, hi] of [[-3, 5], [0, 6], [-0.75, 0.3125], [-2, 0], [-1e-3, 7e-3], [-100, 37]]) {
+      const L = f(lo);
+      const R = f(hi);
+      const W = f(R - L);
+      const xs: number[] = [];
+      for (let k = 0; k <= bins; k++) {
+        const e = f(L + (W * k) / bins);
+        // the edge and its float32 neighbours
+        const buf = new Float32Array(1);
+        const bits = new Int32Array(buf.buffer);
+        buf[0] = e;
+        const b0 = bits[0];
+        for (let d = -3; d <= 3; d++) {
+          bits[0] = e >= 0 ? b0 + d : b0 - d;
+          xs.push(buf[0]);
+        }
+      }
+      const x = Float32Array.from(xs);
+      const ref = new Float32Array(bins);
+      for (const v of x) {
+        if (v >= L && v <= R) ref[Math.min(bins - 1, f(f(f(v - L) * bins) / W) | 0)] += 1;
+      }
+      const out = new Float32Array(bins);
+      torchHistc(out, x, lo, hi, NaN, NaN);
+      expect(Array.from(out)).toEqual(Array.from(ref));
+    }
+  });
+  test.each(fx.sums.map((s, i) => [i, s.spec.shape[0], s] as const))('torch.sum #%i (n=%i)', (_i, _n, s) => {
+    const x = generate(s.spec);
+    if (s.every3 !== undefined) for (let i = 0; i < x.length; i += 3) x[i] = s.every3;
+    expect(torchSumF32(x)).toBe(s.sum);
+  });
+  test.each(fx.histc.map((h) => [h.bins, h.min, h.max, h] as const))('torch.histc bins=%i [%p, %p]', (bins, lo, hi, h) => {
+    const x = generate(h.spec);
+    const out = new Float32Array(bins);
+    torchHistc(out, x, lo, hi, h.xmin, h.xmax);
+    expect(hash32(out)).toBe(h.histHash);
+    expect(out.reduce((a, b) => a + b, 0)).toBe(h.count);
+  });
+});
+
+describe('python/torch formatting', () => {
+  test('float repr', () => {
+    expect(pyFloatRepr(-1.2000000476837158)).toBe('-1.2000000476837158');
+    expect(pyFloatRepr(3)).toBe('3.0');
+    expect(pyFloatRepr(3e7)).toBe('30000000.0');
+    expect(pyFloatRepr(1e16)).toBe('1e+16');
+    expect(pyFloatRepr(1e-4)).toBe('0.0001');
+    expect(pyFloatRepr(1e-5)).toBe('1e-05');
+    expect(pyFloatRepr(2 ** -12)).toBe('0.000244140625');
+    expect(pyFloatRepr(-Infinity)).toBe('-inf');
+  });
+  test('fixed/exp with ties to even', () => {
+    expect(pyFormatFixed(0.03125, 4)).toBe('0.0312');
+    expect(pyFormatFixed(0.09375, 4)).toBe('0.0938');
+    expect(pyFormatFixed(-0, 4)).toBe('-0.0000');
+    expect(pyFormatExp(12345, 4)).toBe('1.2345e+04');
+    expect(pyFormatExp(1.03125, 4)).toBe('1.0312e+00');
+    expect(pyFormatExp(9.99996, 4)).toBe('1.0000e+01');
+    expect(pyFormatExp(0, 4)).toBe('0.0000e+00');
+  });
+});
+
+describe('withArgs and qconfig reprs', () => {
+  test('factories print like functools.partial', () => {
+    expect(String(defaultObserver)).toBe(fx.reprs.default_observer);
+    expect(String(defaultWeightObserver)).toBe(fx.reprs.default_weight_observer);
+    expect(String(defaultHistogramObserver)).toBe(fx.reprs.default_histogram_observer);
+    expect(String(defaultPerChannelWeightObserver)).toBe(fx.reprs.default_per_channel_weight_observer);
+    expect(String(MinMaxObserver.withArgs({ quantMin: 0, quantMax: 127 }).withArgs({ reduceRange: true }))).toBe(
+      fx.reprs.nested,
+    );
+    expect(
+      String(
+        MinMaxObserver.withArgs({
+          dtype: 'qint8', qscheme: 'per_tensor_symmetric', quantMin: -127, quantMax: 127, eps: 2 ** -12,
+        }),
+      ),
+    ).toBe(fx.reprs.eps);
+    expect(String(MovingAverageMinMaxObserver.withArgs({ averagingConstant: 0.1 }))).toBe(fx.reprs.movavg);
+    expect(String(HistogramObserver.withArgs({ bins: 512, upsampleRate: 16 }))).toBe(fx.reprs.hist_bins);
+    expect(String(PerChannelMinMaxObserver.withArgs({ chAxis: 1, dtype: 'qint8' }))).toBe(fx.reprs.perchannel_axis1);
+  });
+  test('factories build fresh, configured observers', () => {
+    const a = defaultObserver();
+    const b = defaultObserver();
+    expect(a).not.toBe(b);
+    expect(a).toBeInstanceOf(MinMaxObserver);
+    expect([a.quantMin, a.quantMax, a.reduceRange, a.hasCustomizedQrange]).toEqual([0, 127, false, true]);
+    const nested = defaultObserver.withArgs({ reduceRange: true })();
+    expect([nested.quantMin, nested.quantMax]).toEqual([0, 63]);
+    const act = getDefaultQConfig('fbgemm').activation();
+    expect(act).toBeInstanceOf(HistogramObserver);
+    expect([act.quantMin, act.quantMax, act.reduceRange]).toEqual([0, 127, true]);
+    const w = getDefaultQConfig('fbgemm').weight() as PerChannelMinMaxObserver;
+    expect([w.dtype, w.qscheme, w.chAxis, w.quantMin, w.quantMax]).toEqual(['qint8', 'per_channel_symmetric', 0, -128, 127]);
+  });
+  test('QConfig reprs match torch 1.13', () => {
+    expect(String(defaultQConfig)).toBe(fx.reprs.default_qconfig);
+    for (const b of ['fbgemm', 'x86', 'qnnpack', 'onednn'] as const) {
+      expect(String(getDefaultQConfig(b))).toBe(fx.reprs['get_default_qconfig:' + b]);
+    }
+    expect(getDefaultQConfig('unknown')).toBe(defaultQConfig);
+    expect(() => new QConfig(new MinMaxObserver() as any, defaultWeightObserver)).toThrow(/observer instance/);
+  });
+});
