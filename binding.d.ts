@@ -9,7 +9,34 @@ export interface QGemmPacked {
   readonly __brand: 'QGemmPacked';
 }
 
+/** Opaque handle to a packed quantized conv2d (freed by GC). */
+export interface QConv2dPacked {
+  readonly __brand: 'QConv2dPacked';
+}
+
 export interface Binding {
+  /**
+   * Packs a quantized conv2d. geometry = [cin, cout, kh, kw, strideH, strideW, padH, padW,
+   * dilationH, dilationW, groups]; weight: depthwise [kh][kw][c], else [groups][cout/g][kh][kw][cin/g].
+   */
+  qconv2dPack(
+    isa: IsaName, geometry: Int32Array, weight: Int8Array, accInit: Int32Array, bias: Float32Array,
+    multiplier: Float32Array, inputZeroPoint: number, outZeroPoint: number, outMin: number, outMax: number,
+  ): QConv2dPacked;
+  /** Quantized conv2d over NHWC quint8 x [n][h][w][cin] into y [n][oh][ow][cout]. */
+  qconv2d(packed: QConv2dPacked, x: Uint8Array, n: number, h: number, w: number, y: Uint8Array): void;
+  /** quint8 = clamp(zp + rne(x * (1/scale))). */
+  quantize(x: Float32Array, y: Uint8Array, scale: number, zeroPoint: number): void;
+  /** float32 = (q - zp) * scale. */
+  dequantize(x: Uint8Array, y: Float32Array, scale: number, zeroPoint: number): void;
+  /** Quantized add / add_relu (PyTorch's dequantize-add-quantize in float32). */
+  qadd(a: Uint8Array, b: Uint8Array, y: Uint8Array, aScale: number, aZeroPoint: number, bScale: number, bZeroPoint: number,
+    outScale: number, outZeroPoint: number, relu: boolean): void;
+  /** Mean over hw of NHWC [n][hw][c] into [n][c] with the same qparams. */
+  qmeanHW(x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, scale: number, zeroPoint: number): void;
+  /** k x k max pooling with stride and symmetric padding over NHWC quint8. */
+  qmaxpool2d(x: Uint8Array, n: number, h: number, w: number, c: number, k: number, stride: number, pad: number, y: Uint8Array): void;
+
   /** Package version baked in at build time. */
   readonly version: string;
   /** ISA levels this CPU and OS can run, ascending (always starts with 'scalar'). */
@@ -31,4 +58,47 @@ export interface Binding {
   qgemmInfo(packed: QGemmPacked): { isa: IsaName; k: number; n: number; bytes: number };
   /** c[m][ldc] = requantize(a[m][lda] x weight^T), synchronously on the calling thread. */
   qgemm(packed: QGemmPacked, m: number, a: Uint8Array, lda: number, c: Uint8Array, ldc: number): void;
+}
+
+// ---- float32 kernels (appended; the qgemm API above is unchanged) ----
+
+/** Conv2d geometry as the native float kernels read it (PyTorch Conv2d arguments). */
+export interface F32ConvGeometry {
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly kernelH: number;
+  readonly kernelW: number;
+  readonly strideH: number;
+  readonly strideW: number;
+  readonly padH: number;
+  readonly padW: number;
+  readonly dilationH: number;
+  readonly dilationW: number;
+  readonly groups: number;
+}
+
+/** Opaque handle to packed float32 conv weights (type-tagged object, freed by GC). Immutable. */
+export interface F32ConvPacked {
+  readonly __brand: 'F32ConvPacked';
+}
+
+/** Opaque handle to packed float32 linear weights (type-tagged object, freed by GC). Immutable. */
+export interface F32LinearPacked {
+  readonly __brand: 'F32LinearPacked';
+}
+
+/** How a packed float layer runs: GEMM on x (1x1 s1 p0), im2col + GEMM, direct depthwise, GEMM. */
+export type F32Method = 'direct' | 'im2col' | 'depthwise' | 'linear';
+
+export interface Binding {
+  /** Packs OIHW conv weights and an optional bias for an ISA level (its float kernels are bound now). */
+  f32ConvPack(isa: IsaName, geometry: F32ConvGeometry, weight: Float32Array, bias: Float32Array | null): F32ConvPacked;
+  /** y (NHWC [n][oh][ow][out]) = conv(x (NHWC [n][h][w][in])) + bias, then ReLU; synchronous. */
+  f32Conv(packed: F32ConvPacked, x: Float32Array, n: number, h: number, w: number, y: Float32Array, relu: boolean): void;
+  /** Packs [out][in] linear weights and an optional bias for an ISA level. */
+  f32LinearPack(isa: IsaName, inFeatures: number, outFeatures: number, weight: Float32Array, bias: Float32Array | null): F32LinearPacked;
+  /** y[m][out] = x[m][in] * W^T + bias, then ReLU; synchronous. */
+  f32Linear(packed: F32LinearPacked, m: number, x: Float32Array, y: Float32Array, relu: boolean): void;
+  /** Describes a packed float layer: the level asked for, the level whose kernels run, the method. */
+  f32Info(packed: F32ConvPacked | F32LinearPacked): { isa: IsaName; kernelIsa: IsaName; method: F32Method; bytes: number };
 }

@@ -55,3 +55,46 @@ export function accuracyCounts(logits: Float32Array, labels: Int32Array, numClas
   }
   return r;
 }
+
+/** Result of evaluate(): percentages and counts. */
+export interface EvalResult {
+  top1: number;
+  top5: number;
+  count: number;
+  /** Images whose maximum logit was tied (top-1 then picks the lowest class index). */
+  tiedMax: number;
+  /** All logits [count, numClasses] when requested. */
+  logits?: Float32Array;
+  seconds: number;
+}
+
+/** A model callable on a batch of images, giving float logits (float or quantized models alike). */
+export interface Classifier {
+  call(x: unknown): unknown;
+}
+
+/** Runs a classifier over a dataset in order and measures top-1/top-5 (the tutorial's evaluate()). */
+export function evaluate(
+  model: Classifier,
+  ds: { length: number; numClasses: number; batch(start: number, count: number): { images: unknown; labels: Int32Array } },
+  o: { batchSize?: number; limit?: number; keepLogits?: boolean; onProgress?: (done: number, total: number) => void } = {},
+): EvalResult {
+  const bs = o.batchSize ?? 50;
+  if (!Number.isInteger(bs) || bs < 1) throw new RangeError(`batch size must be a positive integer, got ${bs}`);
+  const total = Math.min(ds.length, o.limit ?? ds.length);
+  const logits = o.keepLogits ? new Float32Array(total * ds.numClasses) : undefined;
+  const t0 = process.hrtime.bigint();
+  let top1 = 0, top5 = 0, tied = 0;
+  for (let s = 0; s < total; s += bs) {
+    const b = ds.batch(s, Math.min(bs, total - s));
+    const out = model.call(b.images) as { data: Float32Array; shape: readonly number[] };
+    if (out.shape.length !== 2 || out.shape[1] !== ds.numClasses || out.shape[0] !== b.labels.length)
+      throw new RangeError(`model output has shape [${out.shape.join(', ')}], expected [${b.labels.length}, ${ds.numClasses}]`);
+    const c = accuracyCounts(out.data, b.labels, ds.numClasses);
+    top1 += c.top1; top5 += c.top5; tied += c.tiedMax;
+    logits?.set(out.data, s * ds.numClasses);
+    o.onProgress?.(s + b.labels.length, total);
+  }
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  return { top1: total ? (100 * top1) / total : 0, top5: total ? (100 * top5) / total : 0, count: total, tiedMax: tied, logits, seconds };
+}

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "addon_qops.h"
 #include "dispatch.h"
 #include "kernels.h"
 
@@ -183,12 +184,302 @@ Napi::Value PackedInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// ---- float32 conv / linear ----
+//
+// Handles are plain JS objects wrapping the native struct (napi_wrap) and carrying a type tag per
+// kind, so a float handle can never be mistaken for a qgemm External (or the other float kind).
+
+const napi_type_tag kF32ConvTag = {0x7074712d66333263ull, 0x6f6e76c0ffee0001ull};
+const napi_type_tag kF32LinearTag = {0x7074712d6633326cull, 0x696e6561c0ffee02ull};
+
+enum class F32Method { kDirect, kIm2col, kDepthwise, kLinear };
+
+const char* F32MethodName(F32Method m) {
+  switch (m) {
+    case F32Method::kDirect: return "direct";
+    case F32Method::kIm2col: return "im2col";
+    case F32Method::kDepthwise: return "depthwise";
+    default: return "linear";
+  }
+}
+
+// Packed weights of one float conv or linear layer. Immutable after packing: calls share nothing
+// but the per-thread im2col scratch below, so a handle may be used from any number of threads.
+struct PackedF32 {
+  F32Method method;
+  ptq_isa isa;
+  std::unique_ptr<float, AlignedFree> weights, bias;
+  ptq_conv2d_geometry g;
+  ptq_conv2d_f32_plan plan;       // direct, im2col
+  ptq_dwconv_weights dw;          // depthwise
+  ptq_dwconv_fn dw_kernel;
+  ptq_sgemm_weights linear;       // linear
+  ptq_sgemm_fn gemm;
+  size_t bytes;
+};
+
+// The im2col block of the calling thread, grown to the largest need seen and kept.
+struct Scratch {
+  float* data = nullptr;
+  size_t floats = 0;
+  ~Scratch() { free(data); }
+  // nullptr when out of memory.
+  float* Get(size_t need) {
+    if (need > floats) {
+      free(data);
+      data = nullptr;
+      floats = 0;
+      const size_t bytes = (need * sizeof(float) + 63) / 64 * 64;
+      data = static_cast<float*>(aligned_alloc(64, bytes));
+      if (!data) return nullptr;
+      floats = need;
+    }
+    return data;
+  }
+};
+thread_local Scratch tls_scratch;
+
+void Check(Napi::Env env, napi_status s) {
+  if (s != napi_ok) throw Napi::Error::New(env);
+}
+
+Napi::Object WrapF32(Napi::Env env, std::unique_ptr<PackedF32> p, const napi_type_tag* tag) {
+  Napi::Object obj = Napi::Object::New(env);
+  const int64_t bytes = static_cast<int64_t>(p->bytes);
+  Check(env, napi_wrap(env, obj, p.get(),
+                       [](napi_env e, void* data, void*) {
+                         PackedF32* q = static_cast<PackedF32*>(data);
+                         int64_t ignored;
+                         napi_adjust_external_memory(e, -static_cast<int64_t>(q->bytes), &ignored);
+                         delete q;
+                       },
+                       nullptr, nullptr));
+  p.release();
+  Check(env, napi_type_tag_object(env, obj, tag));
+  Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  return obj;
+}
+
+PackedF32* UnwrapF32(const Napi::CallbackInfo& info, size_t i, const napi_type_tag* tag, const char* what) {
+  Napi::Env env = info.Env();
+  bool ok = false;
+  if (info[i].IsObject()) Check(env, napi_check_object_type_tag(env, info[i], tag, &ok));
+  if (!ok) ThrowType(env, Cat("packed must be the handle returned by ", what));
+  void* data = nullptr;
+  Check(env, napi_unwrap(env, info[i], &data));
+  return static_cast<PackedF32*>(data);
+}
+
+PackedF32* UnwrapAnyF32(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Env env = info.Env();
+  bool conv = false, linear = false;
+  if (info[i].IsObject()) {
+    Check(env, napi_check_object_type_tag(env, info[i], &kF32ConvTag, &conv));
+    Check(env, napi_check_object_type_tag(env, info[i], &kF32LinearTag, &linear));
+  }
+  if (!conv && !linear) ThrowType(env, "packed must be a handle returned by f32ConvPack or f32LinearPack");
+  void* data = nullptr;
+  Check(env, napi_unwrap(env, info[i], &data));
+  return static_cast<PackedF32*>(data);
+}
+
+size_t GeomField(Napi::Env env, Napi::Object o, const char* name, size_t lo, size_t hi) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsNumber()) ThrowType(env, Cat("geometry.", name, " must be a number"));
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != static_cast<double>(static_cast<size_t>(d)))
+    ThrowRange(env, Cat("geometry.", name, " must be an integer in [", lo, ", ", hi, "], got ", d));
+  return static_cast<size_t>(d);
+}
+
+// Float32Array or null (no bias) of exactly n elements.
+const float* ArgBias(const Napi::CallbackInfo& info, size_t i, size_t n) {
+  if (info[i].IsNull()) return nullptr;
+  auto b = ArgArray<float>(info, i, "bias", napi_float32_array, "Float32Array or null");
+  if (b.ElementLength() != n) ThrowRange(info.Env(), Cat("bias must have ", n, " elements, got ", b.ElementLength()));
+  return b.Data();
+}
+
+bool ArgBool(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsBoolean()) ThrowType(info.Env(), Cat(name, " must be a boolean"));
+  return info[i].As<Napi::Boolean>().Value();
+}
+
+// Float32Array of exactly `count` elements (count computed in double: exact below 2^53, and any
+// larger product can never equal a real length).
+float* ArgF32Exact(const Napi::CallbackInfo& info, size_t i, const char* name, double count) {
+  auto a = ArgArray<float>(info, i, name, napi_float32_array, "Float32Array");
+  if (static_cast<double>(a.ElementLength()) != count)
+    ThrowRange(info.Env(), Cat(name, " must have ", count, " elements, got ", a.ElementLength()));
+  return a.Data();
+}
+
+void CheckNoOverlap(Napi::Env env, const float* x, size_t nx, const float* y, size_t ny) {
+  if (nx && ny && x < y + ny && y < x + nx) ThrowRange(env, "y must not overlap x");
+}
+
+size_t RoundUp16(size_t v) { return (v + 15) / 16 * 16; }
+
+// f32ConvPack(isa, geometry, weight Float32Array (OIHW), bias Float32Array | null) -> handle
+Napi::Value F32ConvPack(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 4) ThrowType(env, "f32ConvPack expects 4 arguments");
+  const ptq_isa isa = ArgIsa(info, 0);
+  if (!info[1].IsObject()) ThrowType(env, "geometry must be an object");
+  Napi::Object go = info[1].As<Napi::Object>();
+  ptq_conv2d_geometry g;
+  g.in_channels = GeomField(env, go, "inChannels", 1, 1u << 24);
+  g.out_channels = GeomField(env, go, "outChannels", 1, 1u << 24);
+  g.kernel_h = GeomField(env, go, "kernelH", 1, 1u << 16);
+  g.kernel_w = GeomField(env, go, "kernelW", 1, 1u << 16);
+  g.stride_h = GeomField(env, go, "strideH", 1, 1u << 16);
+  g.stride_w = GeomField(env, go, "strideW", 1, 1u << 16);
+  g.pad_h = GeomField(env, go, "padH", 0, 1u << 16);
+  g.pad_w = GeomField(env, go, "padW", 0, 1u << 16);
+  g.dilation_h = GeomField(env, go, "dilationH", 1, 1u << 16);
+  g.dilation_w = GeomField(env, go, "dilationW", 1, 1u << 16);
+  g.groups = GeomField(env, go, "groups", 1, 1u << 24);
+  if (g.in_channels % g.groups || g.out_channels % g.groups)
+    ThrowRange(env, Cat("geometry.groups (", g.groups, ") must divide inChannels (", g.in_channels,
+                        ") and outChannels (", g.out_channels, ")"));
+  const size_t cpg = g.in_channels / g.groups, opg = g.out_channels / g.groups;
+  const double wcount = static_cast<double>(g.out_channels) * cpg * g.kernel_h * g.kernel_w;
+  const float* weight = ArgF32Exact(info, 2, "weight", wcount);
+  const float* bias = ArgBias(info, 3, g.out_channels);
+
+  auto p = std::make_unique<PackedF32>();
+  p->isa = isa;
+  p->g = g;
+  const bool depthwise = g.groups == g.in_channels && g.groups == g.out_channels;
+  if (depthwise) {
+    const size_t cp = RoundUp16(g.in_channels) + PTQ_SGEMM_NR, floats = ptq_dwconv_f32_packed_floats(&g);
+    p->method = F32Method::kDepthwise;
+    p->weights = AlignedArray<float>(floats);
+    ptq_dwconv_f32_pack(&g, weight, p->weights.get());
+    if (bias) {
+      p->bias = AlignedArray<float>(cp);  // with the 16 floats of slack the kernels may read
+      memcpy(p->bias.get(), bias, g.out_channels * sizeof(float));
+    }
+    p->dw = ptq_dwconv_weights{g.in_channels, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_h,
+                               g.pad_w, g.dilation_h, g.dilation_w, p->weights.get(), p->bias.get()};
+    p->dw_kernel = ptq::DwConvF32Kernel(isa);
+    p->bytes = (floats + (bias ? cp : 0)) * sizeof(float);
+  } else {
+    const size_t k = g.kernel_h * g.kernel_w * cpg, panel = ptq_sgemm_packed_floats(k, opg);
+    p->method = ptq_conv2d_f32_is_direct(&g) ? F32Method::kDirect : F32Method::kIm2col;
+    p->weights = AlignedArray<float>(g.groups * panel);
+    ptq_conv2d_f32_pack(&g, weight, p->weights.get());
+    if (bias) {
+      p->bias = AlignedArray<float>(g.groups * RoundUp16(opg));
+      for (size_t grp = 0; grp < g.groups; grp++)
+        memcpy(p->bias.get() + grp * RoundUp16(opg), bias + grp * opg, opg * sizeof(float));
+    }
+    p->plan = ptq_conv2d_f32_plan{g, k, opg, p->weights.get(), p->bias.get(), ptq::SGemmF32Kernel(isa)};
+    p->bytes = (g.groups * panel + (bias ? g.groups * RoundUp16(opg) : 0)) * sizeof(float);
+  }
+  return WrapF32(env, std::move(p), &kF32ConvTag);
+}
+
+// f32Conv(packed, x Float32Array [n][h][w][cin], n, h, w, y Float32Array [n][oh][ow][cout], relu)
+Napi::Value F32Conv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 7) ThrowType(env, "f32Conv expects 7 arguments");
+  PackedF32* p = UnwrapF32(info, 0, &kF32ConvTag, "f32ConvPack");
+  const size_t n = ArgSize(info, 2, "n", 1u << 24);
+  const size_t h = ArgSize(info, 3, "h", 1u << 24), w = ArgSize(info, 4, "w", 1u << 24);
+  const bool relu = ArgBool(info, 6, "relu");
+  const ptq_conv2d_geometry& g = p->g;
+  const size_t exth = g.dilation_h * (g.kernel_h - 1) + 1, extw = g.dilation_w * (g.kernel_w - 1) + 1;
+  if (h == 0 || w == 0) ThrowRange(env, "h and w must be positive");
+  if (h + 2 * g.pad_h < exth) ThrowRange(env, Cat("h (", h, ") is too small for the kernel: the output would be empty"));
+  if (w + 2 * g.pad_w < extw) ThrowRange(env, Cat("w (", w, ") is too small for the kernel: the output would be empty"));
+  const size_t oh = (h + 2 * g.pad_h - exth) / g.stride_h + 1, ow = (w + 2 * g.pad_w - extw) / g.stride_w + 1;
+  const double nx = static_cast<double>(n) * h * w * g.in_channels;
+  const double ny = static_cast<double>(n) * oh * ow * g.out_channels;
+  const float* x = ArgF32Exact(info, 1, "x", nx);
+  float* y = ArgF32Exact(info, 5, "y", ny);
+  CheckNoOverlap(env, x, static_cast<size_t>(nx), y, static_cast<size_t>(ny));
+  if (n == 0) return env.Undefined();
+  if (p->method == F32Method::kDepthwise) {
+    const ptq_dwconv_io io{x, h, w, y, oh, ow, relu ? 1 : 0};
+    p->dw_kernel(&p->dw, &io, 0, n * oh);
+  } else {
+    const size_t need = ptq_conv2d_f32_scratch_floats(&p->plan);
+    float* scratch = need ? tls_scratch.Get(need) : nullptr;
+    if (need && !scratch) throw Napi::Error::New(env, Cat("out of memory allocating the im2col scratch (", need * sizeof(float), " bytes)"));
+    ptq_conv2d_f32(&p->plan, x, h, w, y, oh, ow, relu ? 1 : 0, 0, n * oh * ow, scratch);
+  }
+  return env.Undefined();
+}
+
+// f32LinearPack(isa, inFeatures, outFeatures, weight Float32Array [out][in], bias | null) -> handle
+Napi::Value F32LinearPack(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) ThrowType(env, "f32LinearPack expects 5 arguments");
+  const ptq_isa isa = ArgIsa(info, 0);
+  const size_t k = ArgSize(info, 1, "inFeatures", 1u << 24), n = ArgSize(info, 2, "outFeatures", 1u << 24);
+  if (k == 0 || n == 0) ThrowRange(env, "inFeatures and outFeatures must be positive");
+  const float* weight = ArgF32Exact(info, 3, "weight", static_cast<double>(k) * n);
+  const float* bias = ArgBias(info, 4, n);
+  auto p = std::make_unique<PackedF32>();
+  p->method = F32Method::kLinear;
+  p->isa = isa;
+  p->g = ptq_conv2d_geometry{k, n, 1, 1, 1, 1, 0, 0, 1, 1, 1};
+  const size_t floats = ptq_sgemm_packed_floats(k, n);
+  p->weights = AlignedArray<float>(floats);
+  ptq_sgemm_pack(k, n, weight, p->weights.get());
+  if (bias) {
+    p->bias = AlignedArray<float>(RoundUp16(n));
+    memcpy(p->bias.get(), bias, n * sizeof(float));
+  }
+  p->linear = ptq_sgemm_weights{k, n, p->weights.get(), p->bias.get()};
+  p->gemm = ptq::SGemmF32Kernel(isa);
+  p->bytes = (floats + (bias ? RoundUp16(n) : 0)) * sizeof(float);
+  return WrapF32(env, std::move(p), &kF32LinearTag);
+}
+
+// f32Linear(packed, m, x Float32Array [m][in], y Float32Array [m][out], relu)
+Napi::Value F32Linear(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) ThrowType(env, "f32Linear expects 5 arguments");
+  PackedF32* p = UnwrapF32(info, 0, &kF32LinearTag, "f32LinearPack");
+  const size_t m = ArgSize(info, 1, "m", 1u << 30);
+  const bool relu = ArgBool(info, 4, "relu");
+  const size_t k = p->linear.k, n = p->linear.n;
+  const float* x = ArgF32Exact(info, 2, "x", static_cast<double>(m) * k);
+  float* y = ArgF32Exact(info, 3, "y", static_cast<double>(m) * n);
+  CheckNoOverlap(env, x, m * k, y, m * n);
+  if (m == 0) return env.Undefined();
+  const ptq_sgemm_io io{x, k, y, n, relu ? 1 : 0};
+  p->gemm(&p->linear, &io, 0, m, 0, (n + PTQ_SGEMM_NR - 1) / PTQ_SGEMM_NR);
+  return env.Undefined();
+}
+
+// f32Info(packed) -> { isa, kernelIsa, method, bytes }
+Napi::Value F32Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1) ThrowType(env, "f32Info expects 1 argument");
+  PackedF32* p = UnwrapAnyF32(info, 0);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("isa", ptq::IsaName(p->isa));
+  o.Set("kernelIsa", ptq::IsaName(ptq::FloatKernelIsa(p->isa)));
+  o.Set("method", F32MethodName(p->method));
+  o.Set("bytes", static_cast<double>(p->bytes));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, PTQ_VERSION));
   exports.Set("supportedIsas", Napi::Function::New(env, SupportedIsasJs, "supportedIsas"));
   exports.Set("qgemmPack", Napi::Function::New(env, QGemmPack, "qgemmPack"));
   exports.Set("qgemmInfo", Napi::Function::New(env, PackedInfo, "qgemmInfo"));
   exports.Set("qgemm", Napi::Function::New(env, QGemm, "qgemm"));
+  ptq::RegisterQOps(env, exports);
+  exports.Set("f32ConvPack", Napi::Function::New(env, F32ConvPack, "f32ConvPack"));
+  exports.Set("f32Conv", Napi::Function::New(env, F32Conv, "f32Conv"));
+  exports.Set("f32LinearPack", Napi::Function::New(env, F32LinearPack, "f32LinearPack"));
+  exports.Set("f32Linear", Napi::Function::New(env, F32Linear, "f32Linear"));
+  exports.Set("f32Info", Napi::Function::New(env, F32Info, "f32Info"));
   return exports;
 }
 

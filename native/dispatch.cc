@@ -33,4 +33,32 @@ ptq_qgemm_fn QGemmKernel(ptq_isa isa) {
   }
 }
 
+ptq_isa FloatKernelIsa(ptq_isa isa) {
+#if defined(PTQ_X86)
+  if (isa == PTQ_ISA_AVXVNNI) return PTQ_ISA_AVX2;
+  if (isa == PTQ_ISA_AVX2 || isa == PTQ_ISA_AVX512VNNI) return isa;
+#endif
+  return PTQ_ISA_SCALAR;
+}
+
+ptq_sgemm_fn SGemmF32Kernel(ptq_isa isa) {
+  switch (FloatKernelIsa(isa)) {
+#if defined(PTQ_X86)
+    case PTQ_ISA_AVX2: return ptq_sgemm_f32_avx2;
+    case PTQ_ISA_AVX512VNNI: return ptq_sgemm_f32_avx512vnni;
+#endif
+    default: return ptq_sgemm_f32_scalar;
+  }
+}
+
+ptq_dwconv_fn DwConvF32Kernel(ptq_isa isa) {
+  switch (FloatKernelIsa(isa)) {
+#if defined(PTQ_X86)
+    case PTQ_ISA_AVX2: return ptq_dwconv_f32_avx2;
+    case PTQ_ISA_AVX512VNNI: return ptq_dwconv_f32_avx512vnni;
+#endif
+    default: return ptq_dwconv_f32_scalar;
+  }
+}
+
 }  // namespace ptq

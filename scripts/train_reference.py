@@ -36,7 +36,7 @@ def to_tensor(images):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--data', default='/usr/share/datasets/fashion-mnist')
-    p.add_argument('--epochs', type=int, default=15)
+    p.add_argument('--epochs', type=int, default=6)
     p.add_argument('--lr', type=float, default=0.05)
     p.add_argument('--batch-size', type=int, default=128)
     p.add_argument('--seed', type=int, default=0)

@@ -2,6 +2,8 @@
 import { Command } from 'commander';
 import { packageVersion } from '../version';
 import { doctor, formatDoctor } from './doctor';
+import { registerDemo } from './demo';
+import { registerEval } from './eval';
 import { registerInspect } from './inspect';
 import { registerQuantize } from './quantize';
 
@@ -20,6 +22,8 @@ export function program(): Command {
     });
   registerQuantize(p);
   registerInspect(p);
+  registerEval(p);
+  registerDemo(p);
   return p;
 }
 

@@ -7,7 +7,9 @@ import { join } from 'path';
 import { gunzipSync } from 'zlib';
 import { FormatError } from './types';
 
+/** Element arrays an IDX file can hold (type bytes 0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E). */
 export type IdxData = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
+/** An IDX array: its dimensions and row-major elements. */
 export interface IdxArray { dims: number[]; data: IdxData }
 
 const TYPES: Readonly<Record<number, { size: number; make: (n: number) => IdxData; name: string }>> = {
@@ -67,6 +69,7 @@ export function readIdx(file: string | Uint8Array): IdxArray {
   return { dims, data };
 }
 
+/** One dataset split: `count` images of height x width uint8 pixels, row-major, and their labels. */
 export interface FashionMnistSplit { images: Uint8Array; labels: Uint8Array; count: number; height: number; width: number }
 
 /** Loads one Fashion-MNIST (or MNIST) split from `dir`, accepting raw or gzipped IDX files. */

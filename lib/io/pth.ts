@@ -13,24 +13,26 @@ import { unzipSync } from 'fflate';
 import { DType, DTYPE_ARRAY, DTYPE_SIZE, FormatError, RawTensor, TypedData, checkShape, swapBytes } from './types';
 
 // ---------------------------------------------------------------------------------------------------------------
-// Zip directory: fflate extracts the entries, but it trusts the central directory (it would allocate whatever size
-// it says and silently truncate out-of-range entries) and does not check CRCs. So the directory is validated here
-// first and every extracted entry is checked against its size and CRC-32, which also catches bit flips in data.
+// Zip directory: fflate extracts the entries, but it trusts the central directory: it allocates whatever size it
+// says, silently truncates out-of-range entries, loops over a 32-bit zip64 entry count and walks zip64 extra fields
+// without bounds (a crafted file can hang it). So the directory is first parsed here, reading exactly the fields
+// fflate will use, and validated; every extracted entry is then checked against its size and CRC-32, which also
+// catches bit flips in the data. (torch writes zip64 end records even for small files, so that path is common.)
 
 interface ZipEntry { name: string; method: number; crc: number; csize: number; usize: number }
 
 const MAX_DEFLATE_RATIO = 1032; // deflate cannot expand data by more than this; larger claims are corrupt
 
 /** Little-endian reads that return -1 past the end, so bounds checks can be done once by the caller. */
-function u16(b: Uint8Array, p: number): number { return p + 2 <= b.length ? b[p] | (b[p + 1] << 8) : -1; }
-function u32(b: Uint8Array, p: number): number { return p + 4 <= b.length ? (b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)) >>> 0 : -1; }
+function u16(b: Uint8Array, p: number): number { return p >= 0 && p + 2 <= b.length ? b[p] | (b[p + 1] << 8) : -1; }
+function u32(b: Uint8Array, p: number): number { return p >= 0 && p + 4 <= b.length ? (b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)) >>> 0 : -1; }
 function u64(b: Uint8Array, p: number): number {
   const lo = u32(b, p), hi = u32(b, p + 4);
   if (lo < 0 || hi < 0 || hi >= 0x200000) return -1; // beyond 2^53: treat as invalid
   return hi * 0x100000000 + lo;
 }
 
-/** Parses and sanity-checks the central directory of a zip archive held in memory. */
+/** Parses and sanity-checks the central directory of a zip archive held in memory (same fields as fflate reads). */
 function readZipDirectory(b: Uint8Array, file?: string): ZipEntry[] {
   const bad = (msg: string): FormatError => new FormatError(`corrupt zip archive: ${msg}`, file);
   let e = -1;
@@ -38,15 +40,15 @@ function readZipDirectory(b: Uint8Array, file?: string): ZipEntry[] {
     if (b[p] === 0x50 && b[p + 1] === 0x4b && b[p + 2] === 0x05 && b[p + 3] === 0x06) { e = p; break; }
   }
   if (e < 0) throw new FormatError('not a zip archive, or truncated (no end-of-central-directory record)', file);
-  let count = u16(b, e + 10), cdSize = u32(b, e + 12), cdOff = u32(b, e + 16), cdLimit = e;
-  if (count === 0xffff || cdSize === 0xffffffff || cdOff === 0xffffffff) {
-    const loc = e - 20; // zip64 end-of-central-directory locator
-    if (loc < 0 || u32(b, loc) !== 0x07064b50) throw bad('zip64 locator missing');
-    const rec = u64(b, loc + 8);
-    if (rec < 0 || rec > loc - 56 || u32(b, rec) !== 0x06064b50) throw bad('zip64 end record missing');
-    count = u64(b, rec + 32); cdSize = u64(b, rec + 40); cdOff = u64(b, rec + 48); cdLimit = rec;
+  let onDisk = u16(b, e + 8), count = u16(b, e + 10), cdSize = u32(b, e + 12), cdOff = u32(b, e + 16), cdLimit = e;
+  // Like fflate: a zip64 locator right before the end record means the zip64 end record's values are used.
+  const zip64 = u32(b, e - 20) === 0x07064b50;
+  if (zip64) {
+    const rec = u64(b, e - 12);
+    if (rec < 0 || rec + 56 > e - 20 || u32(b, rec) !== 0x06064b50) throw bad('zip64 end record missing');
+    onDisk = u64(b, rec + 24); count = u64(b, rec + 32); cdSize = u64(b, rec + 40); cdOff = u64(b, rec + 48); cdLimit = rec;
   }
-  if (count < 0 || cdSize < 0 || cdOff < 0 || cdOff + cdSize > cdLimit || count * 46 > cdSize) {
+  if (count < 0 || cdSize < 0 || cdOff < 0 || onDisk !== count || cdOff + cdSize > cdLimit || count * 46 > cdSize) {
     throw bad(`central directory (${count} entries, ${cdSize} bytes at ${cdOff}) does not fit in the file`);
   }
   const entries: ZipEntry[] = [];
@@ -55,28 +57,21 @@ function readZipDirectory(b: Uint8Array, file?: string): ZipEntry[] {
   const utf8 = new TextDecoder('utf-8');
   for (let i = 0, p = cdOff, end = cdOff + cdSize; i < count; i++) {
     const nameLen = u16(b, p + 28), extraLen = u16(b, p + 30), commentLen = u16(b, p + 32);
-    if (u32(b, p) !== 0x02014b50 || nameLen < 0 || p + 46 + nameLen + extraLen + commentLen > end) {
+    if (u32(b, p) !== 0x02014b50 || commentLen < 0 || p + 46 + nameLen + extraLen + commentLen > end) {
       throw bad(`bad central directory entry ${i} at offset ${p}`);
     }
     const flags = u16(b, p + 8), method = u16(b, p + 10), crc = u32(b, p + 16);
     let csize = u32(b, p + 20), usize = u32(b, p + 24), local = u32(b, p + 42);
-    const rawName = b.subarray(p + 46, p + 46 + nameLen);
     // Same name decoding as fflate (UTF-8 only when flag bit 11 says so) so the names match its output.
-    const name = (flags & 0x800 ? utf8 : latin1).decode(rawName);
-    if (usize === 0xffffffff || csize === 0xffffffff || local === 0xffffffff) {
-      // zip64 extended information extra field: the 64-bit values of exactly the fields that overflowed.
-      for (let x = p + 46 + nameLen, xEnd = x + extraLen; x + 4 <= xEnd;) {
-        const id = u16(b, x), len = u16(b, x + 2);
-        if (id === 0x0001) {
-          let q = x + 4;
-          if (usize === 0xffffffff) { usize = u64(b, q); q += 8; }
-          if (csize === 0xffffffff) { csize = u64(b, q); q += 8; }
-          if (local === 0xffffffff) { local = u64(b, q); q += 8; }
-          if (q > x + 4 + len) throw bad(`zip64 field of '${name}' is too short`);
-          break;
-        }
-        x += 4 + len;
-      }
+    const name = (flags & 0x800 ? utf8 : latin1).decode(b.subarray(p + 46, p + 46 + nameLen));
+    if (zip64 && csize === 0xffffffff) {
+      // fflate then reads usize, csize and offset at +4/+12/+20 of the first zip64 (id 1) extra record; find that
+      // record the same way, but within the extra field so the walk always ends.
+      let x = p + 46 + nameLen;
+      const xEnd = x + extraLen;
+      while (x + 4 <= xEnd && u16(b, x) !== 1) x += 4 + u16(b, x + 2);
+      if (x + 28 > xEnd) throw bad(`entry '${name}' lacks its zip64 size field`);
+      usize = u64(b, x + 4); csize = u64(b, x + 12); local = u64(b, x + 20);
     }
     if (flags & 1) throw bad(`entry '${name}' is encrypted`);
     if (method !== 0 && method !== 8) throw bad(`entry '${name}' uses unsupported compression method ${method}`);
@@ -142,7 +137,11 @@ function extract(bytes: Uint8Array, entries: ZipEntry[], want: (name: string) =>
 class PyGlobal { constructor(readonly module: string, readonly name: string) {} get qualified(): string { return `${this.module}.${this.name}`; } }
 class PyTuple { constructor(readonly items: PyValue[]) {} }
 class PyDict { readonly map = new Map<PyValue, PyValue>(); constructor(readonly ordered: boolean) {} }
-class Storage { constructor(readonly dtype: DType, readonly key: string, readonly numel: number, readonly bytes: Uint8Array) {} }
+class Storage {
+  /** Whether `bytes` has been handed out as a tensor's data (later views must copy). */
+  handedOut = false;
+  constructor(readonly dtype: DType, readonly key: string, readonly numel: number, readonly bytes: Uint8Array) {}
+}
 class Tensor { constructor(readonly tensor: RawTensor) {} }
 type PyValue = null | boolean | number | bigint | string | Uint8Array | PyValue[] | PyTuple | PyDict | PyGlobal | Storage | Tensor;
 
@@ -197,8 +196,9 @@ type PersistentLoad = (pid: PyValue, where: string) => Storage;
  * Restricted unpickler. Every opcode consumes at least one byte and all work per opcode is bounded by what was
  * pushed before, so the run time is linear in the pickle size (no hang); every bound is checked before reading.
  */
-function unpickle(data: Uint8Array, persistentLoad: PersistentLoad, file?: string): PyValue {
+function unpickle(data: Uint8Array, persistentLoad: PersistentLoad, maxTensorBytes: number, file?: string): PyValue {
   const end = data.length;
+  let tensorBytes = 0;
   const stack: PyValue[] = [];
   const marks: number[] = [];
   const memo = new Map<number, PyValue>();
@@ -245,8 +245,9 @@ function unpickle(data: Uint8Array, persistentLoad: PersistentLoad, file?: strin
     return n;
   };
   const line = (): string => {
-    const nl = data.indexOf(0x0a, pos);
-    if (nl < 0 || nl - pos > 256) throw fail(nl < 0 ? 'truncated pickle (unterminated line)' : 'line too long');
+    const rel = data.subarray(pos, pos + 257).indexOf(0x0a); // bounded search: module/class names are short
+    if (rel < 0) throw fail(end - pos <= 256 ? 'truncated pickle (unterminated line)' : 'line too long');
+    const nl = pos + rel;
     const s = latin1.decode(data.subarray(pos, nl));
     pos = nl + 1;
     return s;
@@ -409,6 +410,12 @@ function unpickle(data: Uint8Array, persistentLoad: PersistentLoad, file?: strin
     const itemSize = DTYPE_SIZE[dtype];
     const n = checkShape(size, itemSize, `tensor in storage '${storage.key}'`, file);
     const Ctor = DTYPE_ARRAY[dtype];
+    // Views can be rebuilt any number of times from a memoised argument tuple (or expanded with stride 0), so
+    // a small file could ask for terabytes: cap the total before allocating.
+    tensorBytes += n * itemSize;
+    if (tensorBytes > maxTensorBytes) {
+      throw fail(`tensors would need more than ${maxTensorBytes} bytes, far more than the archive holds (corrupt or malicious file?)`);
+    }
     if (n === 0) return new Tensor({ dtype, shape: size, data: new Ctor(0) });
     let last = offset;
     for (let d = 0; d < size.length; d++) last += (size[d] - 1) * stride[d];
@@ -421,13 +428,18 @@ function unpickle(data: Uint8Array, persistentLoad: PersistentLoad, file?: strin
       expect *= size[d];
     }
     let out: Uint8Array;
-    if (contiguous) {
+    if (contiguous && offset === 0 && n === storage.numel && !storage.handedOut) {
+      // The usual case (one tensor per storage): reuse the extracted bytes. Views of the storage made later still
+      // read it during this load only, and each of them gets its own copy, so no two results alias.
+      out = storage.bytes;
+      storage.handedOut = true;
+    } else if (contiguous) {
       out = storage.bytes.slice(offset * itemSize, (offset + n) * itemSize);
     } else {
       out = new Uint8Array(n * itemSize);
       gather(storage.bytes, out, itemSize, size, stride, offset);
     }
-    return new Tensor({ dtype, shape: size, data: new Ctor(out.buffer as ArrayBuffer, 0, n) as TypedData });
+    return new Tensor({ dtype, shape: size, data: new Ctor(out.buffer as ArrayBuffer, out.byteOffset, n) as TypedData });
   }
 }
 
@@ -526,7 +538,9 @@ export function loadStateDict(file: string | Uint8Array): Map<string, RawTensor>
     return s;
   };
 
-  const root = unpickle(pkl, persistentLoad, label);
+  // Legitimate state dicts rebuild roughly what the archive stores; allow generous slack over that.
+  const maxTensorBytes = 4 * bytes.length + 64 * 1024 * 1024;
+  const root = unpickle(pkl, persistentLoad, maxTensorBytes, label);
   if (!(root instanceof PyDict)) throw new FormatError(`data.pkl holds a ${typeName(root)}, not a state dict`, label);
   const out = new Map<string, RawTensor>();
   for (const [k, v] of root.map) {

@@ -19,6 +19,7 @@ const ARRAY_TAG: Readonly<Record<DType, string>> = {
 };
 const MAX_HEADER = 100_000_000; // same limit as the reference implementation
 
+/** Contents of a safetensors file: the tensors (in data order) and the `__metadata__` strings. */
 export interface Safetensors { tensors: Map<string, RawTensor>; metadata: Record<string, string> }
 
 /** Reads a safetensors file (path or bytes); tensors come back in data-offset order, copied into aligned arrays. */

@@ -35,10 +35,7 @@ export function numel(shape: readonly number[]): number {
   return n;
 }
 
-/**
- * Checks that `shape` holds non-negative safe integers whose product (and byte size for `itemSize`) is a safe
- * integer; returns the element count. `what` names the tensor in the error.
- */
+/** Validates a shape (non-negative integers, byte size a safe integer) and returns its element count. */
 export function checkShape(shape: unknown, itemSize: number, what: string, file?: string): number {
   if (!Array.isArray(shape)) throw new FormatError(`${what}: shape is not a list`, file);
   let n = 1;

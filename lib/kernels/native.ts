@@ -3,9 +3,14 @@
 // PTQ_ISA=scalar|avx2|avxvnni|avx512vnni (so every kernel can be tested on one machine).
 import * as fs from 'fs';
 import * as path from 'path';
-import type { Binding, IsaName, QGemmPacked } from '../../binding';
-import { PtqError } from '../errors';
-import { Backend, PackedQGemm, validateQGemmCall, validateQGemmSpec } from './backend';
+import type { Binding, IsaName, QConv2dPacked, QGemmPacked } from '../../binding';
+import { checkInt, PtqError } from '../errors';
+import {
+  Backend, PackedQConv2d, PackedQGemm, QAddParams, QConv2dSpec, validateQAddCall, validateQConv2dCall, validateQConv2dSpec,
+  validateQGemmCall, validateQGemmSpec, validateQuantizeCall,
+} from './backend';
+import type { Conv2dGeometry } from './float';
+import { qconvEpilogue } from './reference';
 import { QGemmSpec, qgemmEpilogue } from './requant';
 
 /** ISA levels, ascending. */
@@ -97,6 +102,12 @@ export function loadNative(): NativeAddon {
   }
 }
 
+/** Changes the ISA level used for packing from now on (only to a level this CPU supports). */
+export function setIsa(isa: IsaName): void {
+  const addon = loadNative();
+  loaded = { ...addon, isa: chooseIsa(addon.supported, isa) };
+}
+
 /** True when the native addon can be loaded here. */
 export function nativeAvailable(): boolean {
   try {
@@ -111,15 +122,44 @@ class NativePackedQGemm implements PackedQGemm {
   constructor(readonly k: number, readonly n: number, readonly isa: IsaName, readonly handle: QGemmPacked) {}
 }
 
+class NativePackedQConv2d implements PackedQConv2d {
+  constructor(readonly geometry: Conv2dGeometry, readonly inputZeroPoint: number, readonly isa: IsaName, readonly handle: QConv2dPacked) {}
+}
+
+function pickIsa(addon: NativeAddon, isa: IsaName | undefined): IsaName {
+  const chosen = isa ?? addon.isa;
+  if (!addon.supported.includes(chosen))
+    throw new RangeError(`Expected one of ${addon.supported.join(', ')} for options.isa but received '${chosen}'`);
+  return chosen;
+}
+
+/**
+ * Conv weights in the layout the native kernels read: depthwise [kh][kw][c] (channels in vector
+ * lanes); otherwise [groups][cout/groups][kh][kw][cin/groups], the im2col order (ky, kx, ic).
+ */
+export function nativeConvWeightLayout(g: Conv2dGeometry, w: Int8Array): Int8Array {
+  const cpg = g.inChannels / g.groups, khw = g.kernelH * g.kernelW, out = new Int8Array(w.length);
+  const depthwise = g.groups === g.inChannels && g.groups === g.outChannels;
+  for (let oc = 0; oc < g.outChannels; oc++)
+    for (let ic = 0; ic < cpg; ic++)
+      for (let t = 0; t < khw; t++) {
+        const v = w[(oc * cpg + ic) * khw + t];
+        if (depthwise) out[t * g.outChannels + oc] = v;
+        else out[(oc * khw + t) * cpg + ic] = v;
+      }
+  return out;
+}
+
 /** The native backend; kernels run at the ISA chosen at load unless a call asks for a lower one. */
 export const nativeBackend: Backend = {
   name: 'native',
+  get isa(): IsaName {
+    return loadNative().isa;
+  },
   packQGemm(spec: QGemmSpec, options?: { isa?: IsaName }): PackedQGemm {
     const addon = loadNative();
     validateQGemmSpec(spec);
-    const isa = options?.isa ?? addon.isa;
-    if (!addon.supported.includes(isa))
-      throw new RangeError(`Expected one of ${addon.supported.join(', ')} for options.isa but received '${isa}'`);
+    const isa = pickIsa(addon, options?.isa);
     const e = qgemmEpilogue(spec);
     const handle = addon.binding.qgemmPack(isa, spec.k, spec.n, spec.weight, e.accInit, e.bias, e.multiplier,
       e.outZeroPoint, e.outMin, e.outMax);
@@ -129,5 +169,46 @@ export const nativeBackend: Backend = {
     if (!(p instanceof NativePackedQGemm)) throw new TypeError('packed weights come from another backend');
     const [la, lc] = validateQGemmCall(p, m, a, c, lda, ldc);
     loadNative().binding.qgemm(p.handle, m, a, la, c, lc);
+  },
+  packQConv2d(spec: QConv2dSpec, options?: { isa?: IsaName }): PackedQConv2d {
+    const addon = loadNative();
+    validateQConv2dSpec(spec);
+    const isa = pickIsa(addon, options?.isa);
+    const g = spec.geometry;
+    const e = qconvEpilogue(spec);
+    const geo = Int32Array.from([g.inChannels, g.outChannels, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW,
+      g.dilationH, g.dilationW, g.groups]);
+    const handle = addon.binding.qconv2dPack(isa, geo, nativeConvWeightLayout(g, spec.weight), e.accInit, e.bias, e.multiplier,
+      spec.inputZeroPoint, e.outZeroPoint, e.outMin, e.outMax);
+    return new NativePackedQConv2d({ ...g }, spec.inputZeroPoint, isa, handle);
+  },
+  qconv2d(p: PackedQConv2d, x: Uint8Array, n: number, h: number, w: number, y: Uint8Array): void {
+    if (!(p instanceof NativePackedQConv2d)) throw new TypeError('packed weights come from another backend');
+    validateQConv2dCall(p, x, n, h, w, y);
+    loadNative().binding.qconv2d(p.handle, x, n, h, w, y);
+  },
+  quantize(x: Float32Array, y: Uint8Array, scale: number, zeroPoint: number): void {
+    if (!(x instanceof Float32Array)) throw new TypeError('Expected a Float32Array for x');
+    if (!(y instanceof Uint8Array)) throw new TypeError('Expected a Uint8Array for y');
+    validateQuantizeCall(x, y, scale, zeroPoint);
+    loadNative().binding.quantize(x, y, scale, zeroPoint);
+  },
+  dequantize(x: Uint8Array, y: Float32Array, scale: number, zeroPoint: number): void {
+    if (!(x instanceof Uint8Array)) throw new TypeError('Expected a Uint8Array for x');
+    if (!(y instanceof Float32Array)) throw new TypeError('Expected a Float32Array for y');
+    validateQuantizeCall(x, y, scale, zeroPoint);
+    loadNative().binding.dequantize(x, y, scale, zeroPoint);
+  },
+  qadd(a: Uint8Array, b: Uint8Array, y: Uint8Array, p: QAddParams): void {
+    validateQAddCall(a, b, y, p);
+    loadNative().binding.qadd(a, b, y, p.aScale, p.aZeroPoint, p.bScale, p.bZeroPoint, p.outScale, p.outZeroPoint, p.relu);
+  },
+  qmeanHW(x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, scale: number, zeroPoint: number): void {
+    checkInt('hw', hw, 1);
+    if (x.length !== n * hw * c || y.length !== n * c) throw new RangeError(`Expected x of n*hw*c = ${n * hw * c} and y of n*c = ${n * c} elements`);
+    loadNative().binding.qmeanHW(x, n, hw, c, y, scale, zeroPoint);
+  },
+  qmaxpool2d(x: Uint8Array, n: number, h: number, w: number, c: number, k: number, stride: number, pad: number, y: Uint8Array): void {
+    loadNative().binding.qmaxpool2d(x, n, h, w, c, k, stride, pad, y);
   },
 };

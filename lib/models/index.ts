@@ -20,12 +20,14 @@ export interface ArchitectureSpec {
   arch: Architecture;
   numClasses: number;
   widthMult?: number;
+  /** MobileNetV2's [t, c, n, s] rows when not the default. */
+  invertedResidualSetting?: number[][];
 }
 
 /** Builds a zoo model from its spec (float, training mode, zero weights until loaded). */
 export function createModel(spec: ArchitectureSpec): FusableModel {
   switch (spec.arch) {
-    case 'mobilenet_v2': return mobilenetV2({ numClasses: spec.numClasses, widthMult: spec.widthMult ?? 1.0 });
+    case 'mobilenet_v2': return mobilenetV2({ numClasses: spec.numClasses, widthMult: spec.widthMult ?? 1.0, invertedResidualSetting: spec.invertedResidualSetting });
     case 'resnet18': return resnet18(spec.numClasses);
     case 'resnet50': return resnet50(spec.numClasses);
     default: throw new RangeError(`unknown architecture '${String((spec as ArchitectureSpec).arch)}'; known: ${ARCHITECTURES.join(', ')}`);

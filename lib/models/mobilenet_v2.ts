@@ -6,6 +6,7 @@ import { FloatFunctional } from '../nn/functional';
 import { Module } from '../nn/module';
 import { DeQuantStub, QuantStub } from '../nn/stubs';
 import { fuseModules } from '../quantization/fuse';
+import { QTensor } from '../qtensor';
 import { Tensor } from '../tensor';
 
 /** _make_divisible from the tutorial (TF's channel rounding). */
@@ -96,10 +97,11 @@ export class MobileNetV2 extends Module {
     this.addModule('classifier', new Sequential(new Dropout(0.2), new Linear(this.lastChannel, numClasses)));
   }
   forward(input: unknown): Tensor {
-    let x = this._modules.get('quant')!.call(input) as Tensor;
-    x = this._modules.get('features')!.call(x) as Tensor;
+    // Float model: Tensors throughout. Converted model: QTensors between quant and dequant.
+    let x = this._modules.get('quant')!.call(input) as Tensor | QTensor;
+    x = this._modules.get('features')!.call(x) as Tensor | QTensor;
     x = x.mean([2, 3]);
-    x = this._modules.get('classifier')!.call(x) as Tensor;
+    x = this._modules.get('classifier')!.call(x) as Tensor | QTensor;
     return this._modules.get('dequant')!.call(x) as Tensor;
   }
   /** fuse_model(): Conv+BN+ReLU in every ConvBNReLU, Conv+BN in every inverted residual (in place). */

@@ -5,6 +5,7 @@ import { FloatFunctional } from '../nn/functional';
 import { Module } from '../nn/module';
 import { DeQuantStub, QuantStub } from '../nn/stubs';
 import { fuseModules } from '../quantization/fuse';
+import { QTensor } from '../qtensor';
 import { Tensor } from '../tensor';
 
 const conv3x3 = (i: number, o: number, stride = 1) => new Conv2d(i, o, 3, { stride, padding: 1, bias: false });
@@ -105,7 +106,7 @@ export class ResNet extends Module {
     return new Sequential(...mods);
   }
   forward(input: unknown): Tensor {
-    let x = call(this, 'quant', input);
+    let x: Tensor | QTensor = call(this, 'quant', input);
     for (const n of ['conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4', 'avgpool']) x = call(this, n, x);
     x = x.flatten(1);
     x = call(this, 'fc', x);

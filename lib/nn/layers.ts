@@ -3,6 +3,9 @@
 import { Conv2dGeometry, convOutSize, FloatKernels, PackedConv2dF32, PackedLinearF32 } from '../kernels/float';
 import { getFloatKernels } from '../kernels/float-select';
 import { Tensor } from '../tensor';
+import { QTensor } from '../qtensor';
+import { getBackend } from '../kernels';
+import { defaultBackend } from '../kernels/default';
 import { pyFloatRepr as pyFloat } from '../quantization/observer';
 import { Module, pyTuple } from './module';
 
@@ -183,7 +186,13 @@ export class ReLU extends Module {
   constructor(readonly inplace = false) {
     super();
   }
-  forward(x: unknown): Tensor {
+  forward(x: unknown): Tensor | QTensor {
+    if (x instanceof QTensor) {
+      // Quantized ReLU keeps the qparams: max(q, zero_point).
+      const y = new Uint8Array(x.numel), z = x.zeroPoint, d = x.data;
+      for (let i = 0; i < d.length; i++) y[i] = d[i] > z ? d[i] : z;
+      return new QTensor(y, x.shape, x.scale, x.zeroPoint, x.memoryFormat);
+    }
     if (!(x instanceof Tensor)) throw new TypeError('ReLU expects a Tensor');
     return relu(x);
   }
@@ -284,7 +293,15 @@ export class MaxPool2d extends Module {
     this.stride = stride ?? kernelSize;
     this.padding = padding;
   }
-  forward(input: unknown): Tensor {
+  forward(input: unknown): Tensor | QTensor {
+    if (input instanceof QTensor) {
+      if (this.dilation !== 1) throw new RangeError('quantized MaxPool2d supports dilation 1');
+      const [n, c, h, w] = input.shape;
+      const oh = convOutSize(h, this.kernelSize, this.stride, this.padding, 1), ow = convOutSize(w, this.kernelSize, this.stride, this.padding, 1);
+      const y = new Uint8Array(n * oh * ow * c);
+      getBackend(defaultBackend()).qmaxpool2d(input.data, n, h, w, c, this.kernelSize, this.stride, this.padding, y);
+      return new QTensor(y, [n, c, oh, ow], input.scale, input.zeroPoint, 'channels_last');
+    }
     const x = expect4d('MaxPool2d', input).toChannelsLast();
     const [n, c, h, w] = x.shape;
     const oh = convOutSize(h, this.kernelSize, this.stride, this.padding, this.dilation);
@@ -318,7 +335,9 @@ export class AdaptiveAvgPool2d extends Module {
     super();
     if (outputSize[0] !== 1 || outputSize[1] !== 1) throw new RangeError('AdaptiveAvgPool2d supports output size (1, 1)');
   }
-  forward(x: unknown): Tensor {
+  forward(x: unknown): Tensor | QTensor {
+    // Quantized: the mean with the input's qparams (PyTorch keeps them too).
+    if (x instanceof QTensor) return x.mean([2, 3], true);
     return expect4d('AdaptiveAvgPool2d', x).mean([2, 3], true);
   }
   extraRepr(): string {
@@ -331,7 +350,8 @@ export class Flatten extends Module {
   constructor(readonly startDim = 1) {
     super();
   }
-  forward(x: unknown): Tensor {
+  forward(x: unknown): Tensor | QTensor {
+    if (x instanceof QTensor) return x.flatten(this.startDim);
     if (!(x instanceof Tensor)) throw new TypeError('Flatten expects a Tensor');
     return x.flatten(this.startDim);
   }

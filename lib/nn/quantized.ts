@@ -3,7 +3,22 @@
 // and run on a kernel backend (native or reference) through packed weights made once.
 import { pyFloatRepr } from '../quantization/observer';
 import { Module, pyTuple } from './module';
-import type { Conv2dGeometry } from '../kernels/float';
+import { Conv2dGeometry, convOutSize } from '../kernels/float';
+import type { Backend, PackedQConv2d, PackedQGemm } from '../kernels/backend';
+import { getBackend } from '../kernels';
+import { defaultBackend } from '../kernels/default';
+import { QTensor } from '../qtensor';
+import { Tensor } from '../tensor';
+
+/** The backend a quantized module runs on: its own override or the process default. */
+function backendOf(m: { backendName?: 'native' | 'reference' }): Backend {
+  return getBackend(m.backendName ?? defaultBackend());
+}
+
+function expectQ(name: string, x: unknown): QTensor {
+  if (!(x instanceof QTensor)) throw new TypeError(`${name} expects a quantized tensor (QTensor); is a Quantize (QuantStub) missing before it?`);
+  return x;
+}
 
 /** Output quantization parameters of an activation (quint8, per tensor). */
 export interface ActQParams {
@@ -30,8 +45,13 @@ export abstract class QuantizedModule extends Module {
 
 /** nnq.Quantize: float -> quint8 with fixed qparams (what QuantStub becomes). */
 export class Quantize extends QuantizedModule {
-  forward(x: unknown): unknown {
-    return x;
+  backendName?: 'native' | 'reference';
+  forward(input: unknown): QTensor {
+    if (!(input instanceof Tensor)) throw new TypeError('Quantize expects a float Tensor');
+    const x = input.shape.length === 4 ? input.toChannelsLast() : input.contiguous();
+    const y = new Uint8Array(x.numel);
+    backendOf(this).quantize(x.data, y, this.scale, this.zeroPoint);
+    return new QTensor(y, x.shape, this.scale, this.zeroPoint, x.memoryFormat);
   }
   typeName(): string {
     return 'Quantize';
@@ -49,8 +69,12 @@ function formatTensorScalar(v: number): string {
 
 /** nnq.DeQuantize: quint8 -> float (what DeQuantStub becomes). */
 export class DeQuantize extends Module {
-  forward(x: unknown): unknown {
-    return x;
+  backendName?: 'native' | 'reference';
+  forward(input: unknown): Tensor {
+    const x = expectQ('DeQuantize', input);
+    const y = new Float32Array(x.numel);
+    backendOf(this).dequantize(x.data, y, x.scale, x.zeroPoint);
+    return new Tensor(y, x.shape, x.memoryFormat);
   }
   typeName(): string {
     return 'DeQuantize';
@@ -69,8 +93,34 @@ export class QuantizedConv2d extends QuantizedModule {
   ) {
     super(scale, zeroPoint);
   }
-  forward(x: unknown): unknown {
-    return x;
+  backendName?: 'native' | 'reference';
+  private packed?: { backend: Backend; scale: number; zeroPoint: number; p: PackedQConv2d };
+
+  /** Packs the weights for a backend and input qparams (once; again only if they change). */
+  pack(backend: Backend, inputScale: number, inputZeroPoint: number): PackedQConv2d {
+    const c = this.packed;
+    if (c && c.backend === backend && c.p.isa === backend.isa && c.scale === inputScale && c.zeroPoint === inputZeroPoint) return c.p;
+    const p = backend.packQConv2d({
+      geometry: this.geometry, weight: this.weight.data, weightScale: this.weight.scale, bias: this.bias,
+      inputScale, inputZeroPoint, outputScale: this.scale, outputZeroPoint: this.zeroPoint,
+      outMin: this.relu ? this.zeroPoint : 0, outMax: 255,
+    });
+    this.packed = { backend, scale: inputScale, zeroPoint: inputZeroPoint, p };
+    return p;
+  }
+
+  forward(input: unknown): QTensor {
+    const x = expectQ(this.typeName(), input);
+    if (x.shape.length !== 4) throw new RangeError(`${this.typeName()} expects a 4-D input, got [${x.shape.join(', ')}]`);
+    const [n, c, h, w] = x.shape;
+    const g = this.geometry;
+    if (c !== g.inChannels) throw new RangeError(`${this.typeName()} expects ${g.inChannels} input channels, got ${c}`);
+    const backend = backendOf(this);
+    const p = this.pack(backend, x.scale, x.zeroPoint);
+    const oh = convOutSize(h, g.kernelH, g.strideH, g.padH, g.dilationH), ow = convOutSize(w, g.kernelW, g.strideW, g.padW, g.dilationW);
+    const y = new Uint8Array(n * oh * ow * g.outChannels);
+    backend.qconv2d(p, x.data, n, h, w, y);
+    return new QTensor(y, [n, g.outChannels, oh, ow], this.scale, this.zeroPoint, 'channels_last');
   }
   typeName(): string {
     return this.relu ? 'QuantizedConvReLU2d' : 'QuantizedConv2d';
@@ -100,8 +150,33 @@ export class QuantizedLinear extends QuantizedModule {
   ) {
     super(scale, zeroPoint);
   }
-  forward(x: unknown): unknown {
-    return x;
+  backendName?: 'native' | 'reference';
+  private packed?: { backend: Backend; scale: number; zeroPoint: number; p: PackedQGemm };
+
+  /** Packs the weights for a backend and input qparams (once; again only if they change). */
+  pack(backend: Backend, inputScale: number, inputZeroPoint: number): PackedQGemm {
+    const c = this.packed;
+    if (c && c.backend === backend && c.p.isa === backend.isa && c.scale === inputScale && c.zeroPoint === inputZeroPoint) return c.p;
+    const p = backend.packQGemm({
+      k: this.inFeatures, n: this.outFeatures, weight: this.weight.data, weightScale: this.weight.scale, bias: this.bias,
+      inputScale, inputZeroPoint, outputScale: this.scale, outputZeroPoint: this.zeroPoint,
+      outMin: this.relu ? this.zeroPoint : 0, outMax: 255,
+    });
+    this.packed = { backend, scale: inputScale, zeroPoint: inputZeroPoint, p };
+    return p;
+  }
+
+  forward(input: unknown): QTensor {
+    const x = expectQ(this.typeName(), input);
+    const k = x.shape[x.shape.length - 1];
+    if (k !== this.inFeatures || x.memoryFormat !== 'contiguous')
+      throw new RangeError(`${this.typeName()} expects [N, ${this.inFeatures}] input, got [${x.shape.join(', ')}]`);
+    const m = x.numel / k;
+    const backend = backendOf(this);
+    const p = this.pack(backend, x.scale, x.zeroPoint);
+    const y = new Uint8Array(m * this.outFeatures);
+    backend.qgemm(p, m, x.data, y);
+    return new QTensor(y, [...x.shape.slice(0, -1), this.outFeatures], this.scale, this.zeroPoint, 'contiguous');
   }
   typeName(): string {
     return this.relu ? 'QuantizedLinearReLU' : 'QuantizedLinear';
@@ -118,8 +193,28 @@ export class QFunctional extends QuantizedModule {
     super(scale, zeroPoint);
     this.addModule('activation_post_process', new IdentityModule());
   }
+  backendName?: 'native' | 'reference';
   forward(): never {
-    throw new Error('QFunctional is not meant to be called: use add, add_relu, mul or cat');
+    throw new Error('QFunctional is not meant to be called: use add or add_relu');
+  }
+  private binary(op: string, a: unknown, b: unknown, relu: boolean): QTensor {
+    const x = expectQ(`QFunctional.${op}`, a), y = expectQ(`QFunctional.${op}`, b);
+    if (x.shape.join() !== y.shape.join() || x.memoryFormat !== y.memoryFormat)
+      throw new RangeError(`QFunctional.${op}: shapes [${x.shape.join(', ')}] and [${y.shape.join(', ')}] differ`);
+    const out = new Uint8Array(x.numel);
+    backendOf(this).qadd(x.data, y.data, out, {
+      aScale: x.scale, aZeroPoint: x.zeroPoint, bScale: y.scale, bZeroPoint: y.zeroPoint,
+      outScale: this.scale, outZeroPoint: this.zeroPoint, relu,
+    });
+    return new QTensor(out, x.shape, this.scale, this.zeroPoint, x.memoryFormat);
+  }
+  /** Quantized x + y with this module's output qparams. */
+  add(x: unknown, y: unknown): QTensor {
+    return this.binary('add', x, y, false);
+  }
+  /** Quantized relu(x + y). */
+  add_relu(x: unknown, y: unknown): QTensor {
+    return this.binary('add_relu', x, y, true);
   }
   typeName(): string {
     return 'QFunctional';

@@ -1,0 +1,68 @@
+// `ptq eval`: accuracy of a quantized model file, or of a float model (--arch/--weights).
+import * as fs from 'fs';
+import { Command } from 'commander';
+import { openDataset } from '../data/datasets';
+import { evaluate } from '../evaluate';
+import { loadQuantizedModel } from '../io/model-file';
+import { ARCHITECTURES, ArchitectureSpec } from '../models';
+import { Module } from '../nn/module';
+import { loadFloatModel } from '../workflow';
+import { positiveInt, selectBackend } from './options';
+import { progressBar } from './progress';
+
+interface EvalArgs {
+  dataset: string;
+  split: string;
+  limit?: string;
+  batchSize: string;
+  saveLogits?: string;
+  json?: boolean;
+  arch?: string;
+  numClasses: string;
+  weights?: string;
+  backend: string;
+}
+
+/** The model to evaluate: a quantized model file, or a zoo architecture with float weights. */
+export function modelFromArgs(file: string | undefined, a: { arch?: string; numClasses: string; weights?: string }): Module {
+  if (file) {
+    if (a.arch || a.weights) throw new Error('give either a quantized model file or --arch/--weights, not both');
+    return loadQuantizedModel(file).model;
+  }
+  if (!a.arch || !a.weights) throw new Error('give a quantized model file, or --arch and --weights for a float model');
+  if (!(ARCHITECTURES as readonly string[]).includes(a.arch)) throw new Error(`unknown --arch '${a.arch}'; expected one of ${ARCHITECTURES.join(', ')}`);
+  const spec: ArchitectureSpec = { arch: a.arch as ArchitectureSpec['arch'], numClasses: positiveInt('--num-classes', a.numClasses) };
+  return loadFloatModel(spec, a.weights);
+}
+
+/** Registers `ptq eval` on the program. */
+export function registerEval(p: Command): void {
+  p.command('eval [model]')
+    .description('top-1/top-5 accuracy of a quantized model file (or of a float model with --arch/--weights)')
+    .requiredOption('--dataset <spec>', "evaluation data, e.g. 'fashion-mnist:DIR'")
+    .option('--split <name>', 'train or test', 'test')
+    .option('--limit <n>', 'evaluate the first n images only')
+    .option('--batch-size <n>', 'batch size', '50')
+    .option('--save-logits <file>', 'write raw float32 little-endian logits [N, num_classes]')
+    .option('--arch <name>', `float model architecture (${ARCHITECTURES.join(', ')})`)
+    .option('--num-classes <n>', 'number of classes of the float model', '1000')
+    .option('--weights <file>', 'float weights (.pth or .safetensors)')
+    .option('--backend <name>', 'kernels: native or reference', 'native')
+    .option('--json', 'print {"top1","top5","count"} as JSON')
+    .action((file: string | undefined, a: EvalArgs) => {
+      selectBackend(a.backend);
+      if (a.split !== 'test' && a.split !== 'train') throw new Error(`--split must be 'test' or 'train', got '${a.split}'`);
+      const model = modelFromArgs(file, a);
+      const ds = openDataset(a.dataset, a.split);
+      const limit = a.limit !== undefined ? positiveInt('--limit', a.limit) : undefined;
+      const total = Math.min(ds.length, limit ?? ds.length);
+      const bar = progressBar('evaluating', total, a.json);
+      const r = evaluate(model, ds, { batchSize: positiveInt('--batch-size', a.batchSize), limit, keepLogits: !!a.saveLogits, onProgress: (d) => bar.update(d) });
+      bar.stop();
+      if (a.saveLogits && r.logits) fs.writeFileSync(a.saveLogits, Buffer.from(r.logits.buffer, r.logits.byteOffset, r.logits.byteLength));
+      if (a.json) console.log(JSON.stringify({ top1: r.top1, top5: r.top5, count: r.count, tied_max: r.tiedMax }));
+      else
+        console.log(`Acc@1 ${r.top1.toFixed(2)}  Acc@5 ${r.top5.toFixed(2)} on ${r.count} images ` +
+          `(${r.tiedMax} with a tied maximum logit, resolved to the lowest class index; ${(r.count / r.seconds).toFixed(0)} images/s)`);
+    });
+}

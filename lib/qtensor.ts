@@ -1,0 +1,56 @@
+// Quantized tensors: quint8 values, per-tensor affine qparams (real = scale * (q - zero_point)),
+// PyTorch's logical shape and, for 4-D, channels_last memory (NHWC) as quantized convs produce.
+import type { MemoryFormat } from './tensor';
+import { getBackend } from './kernels';
+import { defaultBackend } from './kernels/default';
+
+/** A per-tensor affine quint8 tensor. */
+export class QTensor {
+  constructor(
+    readonly data: Uint8Array,
+    readonly shape: readonly number[],
+    readonly scale: number,
+    readonly zeroPoint: number,
+    readonly memoryFormat: MemoryFormat = shape.length === 4 ? 'channels_last' : 'contiguous',
+  ) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (data.length !== n) throw new RangeError(`QTensor data has ${data.length} elements but shape [${shape.join(', ')}] needs ${n}`);
+  }
+  /** Number of elements. */
+  get numel(): number {
+    return this.data.length;
+  }
+  /** Same values viewed with another shape (flatten keeps qparams, as in PyTorch). */
+  reshape(shape: readonly number[]): QTensor {
+    if (this.memoryFormat === 'channels_last' && !(this.shape[2] === 1 && this.shape[3] === 1))
+      throw new RangeError('reshape of a channels_last QTensor with spatial size > 1 is not supported');
+    return new QTensor(this.data, shape, this.scale, this.zeroPoint, shape.length === 4 ? this.memoryFormat : 'contiguous');
+  }
+  /** mean over dims [2, 3] (the tutorial's x.mean([2, 3])), keeping the qparams as PyTorch does. */
+  mean(dims: readonly number[], keepdim = false): QTensor {
+    if (this.shape.length !== 4 || dims.length !== 2 || dims[0] !== 2 || dims[1] !== 3)
+      throw new RangeError(`QTensor.mean supports dims [2, 3] of a 4-D tensor, got [${dims.join(', ')}]`);
+    if (this.memoryFormat !== 'channels_last') throw new RangeError('QTensor.mean expects channels_last data');
+    const [n, c, h, w] = this.shape;
+    const y = new Uint8Array(n * c);
+    getBackend(defaultBackend()).qmeanHW(this.data, n, h * w, c, y, this.scale, this.zeroPoint);
+    return new QTensor(y, keepdim ? [n, c, 1, 1] : [n, c], this.scale, this.zeroPoint, keepdim ? 'channels_last' : 'contiguous');
+  }
+  /** flatten(startDim) keeping the qparams (supported when it is a pure reshape). */
+  flatten(startDim = 1): QTensor {
+    const tail = this.shape.slice(startDim).reduce((a, b) => a * b, 1);
+    return this.reshape([...this.shape.slice(0, startDim), tail]);
+  }
+  /** Float values (scale * (q - zero_point)) as a Tensor. */
+  dequantize(): import('./tensor').Tensor {
+    // Lazy import: tensor.ts does not depend on quantized code.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { Tensor } = require('./tensor') as typeof import('./tensor');
+    const y = new Float32Array(this.numel);
+    getBackend(defaultBackend()).dequantize(this.data, y, this.scale, this.zeroPoint);
+    return new Tensor(y, this.shape, this.memoryFormat);
+  }
+  toString(): string {
+    return `QTensor([${this.shape.join(', ')}], quint8, scale=${this.scale}, zero_point=${this.zeroPoint})`;
+  }
+}

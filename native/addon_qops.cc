@@ -1,0 +1,238 @@
+// N-API functions of the quantized ops (conv, depthwise, element-wise, pooling). Thin: shapes are
+// validated in TS (lib/kernels/native.ts); here only what memory safety depends on is re-checked.
+#include <vector>
+
+#include "addon_qops.h"
+#include "napi_util.h"
+#include "qops.h"
+
+namespace ptq {
+namespace {
+
+// One group's GEMM of a conv: packed weights plus its slice of the epilogue constants.
+struct GroupGemm {
+  std::unique_ptr<uint8_t, AlignedFree> packed;
+  std::unique_ptr<int32_t, AlignedFree> acc_init;
+  std::unique_ptr<float, AlignedFree> bias, multiplier;
+  ptq_qgemm_weights w;
+};
+
+struct PackedQConv {
+  ptq_isa isa;
+  bool depthwise;
+  size_t cin, cout, kh, kw, sh, sw, ph, pw, dh, dw, groups;
+  uint8_t zx;
+  int32_t zp, lo, hi;
+  std::vector<GroupGemm> gemms;  // groups entries (GEMM path)
+  ptq_qgemm_fn kernel;
+  // depthwise path
+  std::vector<int8_t> dw_w;
+  std::vector<int32_t> dw_acc;
+  std::vector<float> dw_bias, dw_mult;
+  size_t bytes = 0;
+};
+
+// qconv2dPack(isa, geometry Int32Array[11], weight Int8Array, accInit Int32Array[cout],
+//             bias Float32Array[cout], multiplier Float32Array[cout], inputZp, outZp, outMin, outMax)
+// geometry = [cin, cout, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, groups].
+// weight layout: depthwise [kh][kw][c]; otherwise [groups][cout/groups][kh][kw][cin/groups].
+Napi::Value QConv2dPack(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 10) ThrowType(env, "qconv2dPack expects 10 arguments");
+  const ptq_isa isa = ArgIsa(info, 0);
+  auto geo = ArgArray<int32_t>(info, 1, "geometry", napi_int32_array, "Int32Array");
+  if (geo.ElementLength() != 11) ThrowRange(env, "geometry must have 11 elements");
+  for (size_t i = 0; i < 11; i++)
+    if (geo[i] < (i == 6 || i == 7 ? 0 : 1) || geo[i] > (1 << 20)) ThrowRange(env, Cat("geometry[", i, "] out of range: ", geo[i]));
+  auto p = std::make_unique<PackedQConv>();
+  p->isa = isa;
+  p->cin = geo[0]; p->cout = geo[1]; p->kh = geo[2]; p->kw = geo[3]; p->sh = geo[4]; p->sw = geo[5];
+  p->ph = geo[6]; p->pw = geo[7]; p->dh = geo[8]; p->dw = geo[9]; p->groups = geo[10];
+  if (p->cin % p->groups || p->cout % p->groups) ThrowRange(env, "channels must be divisible by groups");
+  auto weight = ArgArray<int8_t>(info, 2, "weight", napi_int8_array, "Int8Array");
+  auto acc = ArgArray<int32_t>(info, 3, "accInit", napi_int32_array, "Int32Array");
+  auto bias = ArgArray<float>(info, 4, "bias", napi_float32_array, "Float32Array");
+  auto mult = ArgArray<float>(info, 5, "multiplier", napi_float32_array, "Float32Array");
+  p->zx = static_cast<uint8_t>(ArgInt(info, 6, "inputZeroPoint", 0, 255));
+  p->zp = ArgInt(info, 7, "outZeroPoint", 0, 255);
+  p->lo = ArgInt(info, 8, "outMin", 0, 255);
+  p->hi = ArgInt(info, 9, "outMax", 0, 255);
+  if (p->lo > p->hi) ThrowRange(env, "outMin must not exceed outMax");
+  const size_t cpg = p->cin / p->groups, opg = p->cout / p->groups, k = cpg * p->kh * p->kw;
+  if (weight.ElementLength() != p->cout * k) ThrowRange(env, Cat("weight must have ", p->cout * k, " elements"));
+  if (acc.ElementLength() != p->cout || bias.ElementLength() != p->cout || mult.ElementLength() != p->cout)
+    ThrowRange(env, "accInit, bias and multiplier must have outChannels elements");
+  p->depthwise = p->groups == p->cin && p->groups == p->cout;
+  if (p->depthwise) {
+    p->dw_w.assign(weight.Data(), weight.Data() + weight.ElementLength());
+    p->dw_acc.assign(acc.Data(), acc.Data() + p->cout);
+    p->dw_bias.assign(bias.Data(), bias.Data() + p->cout);
+    p->dw_mult.assign(mult.Data(), mult.Data() + p->cout);
+    p->bytes = p->cout * (k + 12);
+  } else {
+    p->kernel = QGemmKernel(isa);
+    const size_t np = (opg + PTQ_GEMM_NR - 1) / PTQ_GEMM_NR * PTQ_GEMM_NR;
+    for (size_t g = 0; g < p->groups; g++) {
+      GroupGemm gg;
+      const size_t sz = ptq_qgemm_packed_size(isa, k, opg);
+      gg.packed = AlignedArray<uint8_t>(sz);
+      ptq_qgemm_pack(isa, k, opg, weight.Data() + g * opg * k, gg.packed.get());
+      gg.acc_init = AlignedArray<int32_t>(np);
+      gg.bias = AlignedArray<float>(np);
+      gg.multiplier = AlignedArray<float>(np);
+      memcpy(gg.acc_init.get(), acc.Data() + g * opg, opg * sizeof(int32_t));
+      memcpy(gg.bias.get(), bias.Data() + g * opg, opg * sizeof(float));
+      memcpy(gg.multiplier.get(), mult.Data() + g * opg, opg * sizeof(float));
+      gg.w = ptq_qgemm_weights{k, opg, gg.packed.get(), gg.acc_init.get(), gg.bias.get(), gg.multiplier.get(), p->zp, p->lo, p->hi};
+      p->bytes += sz + np * 12;
+      p->gemms.push_back(std::move(gg));
+    }
+  }
+  const int64_t bytes = static_cast<int64_t>(p->bytes);
+  auto ext = Napi::External<PackedQConv>::New(env, p.release(), [](Napi::Env e, PackedQConv* q) {
+    Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(q->bytes));
+    delete q;
+  });
+  Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  return ext;
+}
+
+// im2col of image b, group g: rows [oh*ow] of k = kh*kw*cpg bytes in (ky, kx, ic) order;
+// taps outside the image read the input zero point, so they add 0 to sum (x - zx) * w.
+void Im2col(const PackedQConv& p, const uint8_t* x, size_t h, size_t w, size_t b, size_t g, size_t oh,
+            size_t ow, uint8_t* col) {
+  const size_t cpg = p.cin / p.groups;
+  for (size_t oy = 0; oy < oh; oy++)
+    for (size_t ox = 0; ox < ow; ox++) {
+      uint8_t* dst = col + (oy * ow + ox) * p.kh * p.kw * cpg;
+      for (size_t ky = 0; ky < p.kh; ky++) {
+        const ptrdiff_t iy = static_cast<ptrdiff_t>(oy * p.sh + ky * p.dh) - static_cast<ptrdiff_t>(p.ph);
+        for (size_t kx = 0; kx < p.kw; kx++, dst += cpg) {
+          const ptrdiff_t ix = static_cast<ptrdiff_t>(ox * p.sw + kx * p.dw) - static_cast<ptrdiff_t>(p.pw);
+          if (iy < 0 || iy >= static_cast<ptrdiff_t>(h) || ix < 0 || ix >= static_cast<ptrdiff_t>(w))
+            memset(dst, p.zx, cpg);
+          else
+            memcpy(dst, x + ((b * h + iy) * w + ix) * p.cin + g * cpg, cpg);
+        }
+      }
+    }
+}
+
+// qconv2d(packed, x Uint8Array NHWC, n, h, w, y Uint8Array NHWC)
+Napi::Value QConv2d(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 6) ThrowType(env, "qconv2d expects 6 arguments");
+  if (!info[0].IsExternal()) ThrowType(env, "packed must be the handle returned by qconv2dPack");
+  const PackedQConv& p = *info[0].As<Napi::External<PackedQConv>>().Data();
+  auto x = ArgArray<uint8_t>(info, 1, "x", napi_uint8_array, "Uint8Array");
+  const size_t n = ArgSize(info, 2, "n", 1u << 24), h = ArgSize(info, 3, "h", 1u << 20), w = ArgSize(info, 4, "w", 1u << 20);
+  auto y = ArgArray<uint8_t>(info, 5, "y", napi_uint8_array, "Uint8Array");
+  const ptrdiff_t ehh = static_cast<ptrdiff_t>(h + 2 * p.ph) - static_cast<ptrdiff_t>(p.dh * (p.kh - 1) + 1);
+  const ptrdiff_t eww = static_cast<ptrdiff_t>(w + 2 * p.pw) - static_cast<ptrdiff_t>(p.dw * (p.kw - 1) + 1);
+  if (ehh < 0 || eww < 0) ThrowRange(env, "input is smaller than the kernel");
+  const size_t oh = ehh / p.sh + 1, ow = eww / p.sw + 1;
+  if (x.ElementLength() != n * h * w * p.cin) ThrowRange(env, Cat("x must have n*h*w*cin = ", n * h * w * p.cin, " elements"));
+  if (y.ElementLength() != n * oh * ow * p.cout) ThrowRange(env, Cat("y must have n*oh*ow*cout = ", n * oh * ow * p.cout, " elements"));
+  if (n == 0) return env.Undefined();
+  if (p.depthwise) {
+    ptq_qdwconv_params dp{p.cin, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw, p.zx, p.dw_w.data(), p.dw_acc.data(),
+                          p.dw_bias.data(), p.dw_mult.data(), p.zp, p.lo, p.hi};
+    for (size_t b = 0; b < n; b++) ptq_qdwconv_u8s8_scalar(&dp, x.Data(), h, w, y.Data(), oh, ow, b, 0, oh);
+    return env.Undefined();
+  }
+  const size_t opg = p.cout / p.groups, k = p.gemms[0].w.k, nb = (opg + PTQ_GEMM_NR - 1) / PTQ_GEMM_NR;
+  const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0 && p.groups == 1;
+  if (direct) {
+    const ptq_qgemm_io io{x.Data(), p.cin, y.Data(), p.cout};
+    p.kernel(&p.gemms[0].w, &io, 0, n * h * w, 0, nb);
+    return env.Undefined();
+  }
+  std::vector<uint8_t> col(oh * ow * k);
+  for (size_t b = 0; b < n; b++)
+    for (size_t g = 0; g < p.groups; g++) {
+      Im2col(p, x.Data(), h, w, b, g, oh, ow, col.data());
+      const ptq_qgemm_io io{col.data(), k, y.Data() + b * oh * ow * p.cout + g * opg, p.cout};
+      p.kernel(&p.gemms[g].w, &io, 0, oh * ow, 0, nb);
+    }
+  return env.Undefined();
+}
+
+// quantize(x Float32Array, y Uint8Array, scale, zp)
+Napi::Value Quantize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 4) ThrowType(env, "quantize expects 4 arguments");
+  auto x = ArgArray<float>(info, 0, "x", napi_float32_array, "Float32Array");
+  auto y = ArgArray<uint8_t>(info, 1, "y", napi_uint8_array, "Uint8Array");
+  if (x.ElementLength() != y.ElementLength()) ThrowRange(env, "x and y must have the same length");
+  ptq_quantize_f32_u8_scalar(x.Data(), y.Data(), 0, x.ElementLength(), ArgScale(info, 2, "scale"), ArgInt(info, 3, "zeroPoint", 0, 255));
+  return env.Undefined();
+}
+
+// dequantize(x Uint8Array, y Float32Array, scale, zp)
+Napi::Value Dequantize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 4) ThrowType(env, "dequantize expects 4 arguments");
+  auto x = ArgArray<uint8_t>(info, 0, "x", napi_uint8_array, "Uint8Array");
+  auto y = ArgArray<float>(info, 1, "y", napi_float32_array, "Float32Array");
+  if (x.ElementLength() != y.ElementLength()) ThrowRange(env, "x and y must have the same length");
+  ptq_dequantize_u8_f32_scalar(x.Data(), y.Data(), 0, x.ElementLength(), ArgScale(info, 2, "scale"), ArgInt(info, 3, "zeroPoint", 0, 255));
+  return env.Undefined();
+}
+
+// qadd(a, b, y, aScale, aZp, bScale, bZp, outScale, outZp, relu)
+Napi::Value QAdd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 10) ThrowType(env, "qadd expects 10 arguments");
+  auto a = ArgArray<uint8_t>(info, 0, "a", napi_uint8_array, "Uint8Array");
+  auto b = ArgArray<uint8_t>(info, 1, "b", napi_uint8_array, "Uint8Array");
+  auto y = ArgArray<uint8_t>(info, 2, "y", napi_uint8_array, "Uint8Array");
+  if (a.ElementLength() != y.ElementLength() || b.ElementLength() != y.ElementLength()) ThrowRange(env, "a, b and y must have the same length");
+  ptq_qadd_params p{ArgScale(info, 3, "aScale"), ArgScale(info, 5, "bScale"), ArgScale(info, 7, "outScale"),
+                    ArgInt(info, 4, "aZeroPoint", 0, 255), ArgInt(info, 6, "bZeroPoint", 0, 255),
+                    ArgInt(info, 8, "outZeroPoint", 0, 255), info[9].ToBoolean().Value() ? 1 : 0};
+  ptq_qadd_u8_scalar(a.Data(), b.Data(), y.Data(), 0, y.ElementLength(), &p);
+  return env.Undefined();
+}
+
+// qmeanHW(x, n, hw, c, y, scale, zp)
+Napi::Value QMeanHW(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 7) ThrowType(env, "qmeanHW expects 7 arguments");
+  auto x = ArgArray<uint8_t>(info, 0, "x", napi_uint8_array, "Uint8Array");
+  const size_t n = ArgSize(info, 1, "n", 1u << 24), hw = ArgSize(info, 2, "hw", 1u << 30), c = ArgSize(info, 3, "c", 1u << 24);
+  auto y = ArgArray<uint8_t>(info, 4, "y", napi_uint8_array, "Uint8Array");
+  if (hw == 0) ThrowRange(env, "hw must be positive");
+  if (x.ElementLength() != n * hw * c || y.ElementLength() != n * c) ThrowRange(env, "x must have n*hw*c and y n*c elements");
+  ptq_qmean_hw_u8_scalar(x.Data(), y.Data(), n, hw, c, ArgScale(info, 5, "scale"), ArgInt(info, 6, "zeroPoint", 0, 255));
+  return env.Undefined();
+}
+
+// qmaxpool2d(x, n, h, w, c, k, stride, pad, y)
+Napi::Value QMaxPool2d(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 9) ThrowType(env, "qmaxpool2d expects 9 arguments");
+  auto x = ArgArray<uint8_t>(info, 0, "x", napi_uint8_array, "Uint8Array");
+  const size_t n = ArgSize(info, 1, "n", 1u << 24), h = ArgSize(info, 2, "h", 1u << 20), w = ArgSize(info, 3, "w", 1u << 20);
+  const size_t c = ArgSize(info, 4, "c", 1u << 24), k = ArgSize(info, 5, "k", 1024), s = ArgSize(info, 6, "stride", 1024);
+  const size_t pad = ArgSize(info, 7, "pad", 1024);
+  auto y = ArgArray<uint8_t>(info, 8, "y", napi_uint8_array, "Uint8Array");
+  if (k == 0 || s == 0 || pad * 2 > k || h + 2 * pad < k || w + 2 * pad < k) ThrowRange(env, "bad pooling geometry");
+  const size_t oh = (h + 2 * pad - k) / s + 1, ow = (w + 2 * pad - k) / s + 1;
+  if (x.ElementLength() != n * h * w * c || y.ElementLength() != n * oh * ow * c) ThrowRange(env, "x or y has the wrong length");
+  ptq_qmaxpool2d_u8_scalar(x.Data(), y.Data(), n, h, w, c, k, s, pad, oh, ow);
+  return env.Undefined();
+}
+
+}  // namespace
+
+void RegisterQOps(Napi::Env env, Napi::Object exports) {
+  exports.Set("qconv2dPack", Napi::Function::New(env, QConv2dPack, "qconv2dPack"));
+  exports.Set("qconv2d", Napi::Function::New(env, QConv2d, "qconv2d"));
+  exports.Set("quantize", Napi::Function::New(env, Quantize, "quantize"));
+  exports.Set("dequantize", Napi::Function::New(env, Dequantize, "dequantize"));
+  exports.Set("qadd", Napi::Function::New(env, QAdd, "qadd"));
+  exports.Set("qmeanHW", Napi::Function::New(env, QMeanHW, "qmeanHW"));
+  exports.Set("qmaxpool2d", Napi::Function::New(env, QMaxPool2d, "qmaxpool2d"));
+}
+
+}  // namespace ptq

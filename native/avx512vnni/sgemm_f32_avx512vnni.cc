@@ -1,0 +1,133 @@
+// Float32 SGEMM, AVX-512F FMA: a 12-row x 32-column register tile (24 zmm accumulators, two
+// 16-column B blocks per k). The reduction is split in chunks of ~256 (a 32 KB B panel stays in
+// L1 while a block of 144 rows of A sweeps it); partial sums go through C between chunks, bias and
+// ReLU are fused in the last chunk's store. Compiled with the avx512vnni level's flags only (it
+// needs just AVX-512F); everything but the extern "C" entry has internal linkage.
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../kernels.h"
+
+namespace {
+
+constexpr size_t kNR = PTQ_SGEMM_NR;
+constexpr int kMR = 12;
+constexpr size_t kKC = 256;
+constexpr size_t kMC = 144;
+
+inline __mmask16 col_mask(size_t cols) {
+  return cols >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << cols) - 1);
+}
+
+struct TileArgs {
+  const float* a;      // first row, first k of the chunk
+  size_t lda;
+  const float* b;      // first block, first k of the chunk
+  size_t bstride;      // floats between two 16-column blocks (K*16)
+  size_t kc;           // chunk length
+  float* c;            // first row, first column
+  size_t ldc;
+  const float* bias;   // at the first column, or NULL
+  __mmask16 last_mask; // valid columns of the last block
+  bool accumulate;     // start from C (a later chunk) instead of zero
+  bool finish;         // last chunk: add bias, ReLU
+  bool relu;
+};
+
+template <int MR, int NBK>
+void tile(const TileArgs& t) {
+  __m512 acc[MR][NBK];
+  if (t.accumulate) {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 2
+      for (int q = 0; q < NBK; q++)
+        acc[r][q] = _mm512_maskz_loadu_ps(q == NBK - 1 ? t.last_mask : 0xFFFF, t.c + r * t.ldc + q * kNR);
+  } else {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 2
+      for (int q = 0; q < NBK; q++) acc[r][q] = _mm512_setzero_ps();
+  }
+  const float* a = t.a;
+  const float* b = t.b;
+  for (size_t k = 0; k < t.kc; k++, b += kNR) {
+    __m512 bv[NBK];
+#pragma GCC unroll 2
+    for (int q = 0; q < NBK; q++) bv[q] = _mm512_load_ps(b + q * t.bstride);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+      const __m512 av = _mm512_set1_ps(a[r * t.lda + k]);
+#pragma GCC unroll 2
+      for (int q = 0; q < NBK; q++) acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
+    }
+  }
+  if (t.finish) {
+    if (t.bias) {
+#pragma GCC unroll 2
+      for (int q = 0; q < NBK; q++) {
+        const __m512 bias = _mm512_loadu_ps(t.bias + q * kNR);  // padded to 16
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++) acc[r][q] = _mm512_add_ps(acc[r][q], bias);
+      }
+    }
+    if (t.relu) {
+      // max(0, y): vmaxps returns its second operand for NaN and for +-0, like `y < 0 ? 0 : y`.
+      const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; r++)
+#pragma GCC unroll 2
+        for (int q = 0; q < NBK; q++) acc[r][q] = _mm512_max_ps(zero, acc[r][q]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; r++)
+#pragma GCC unroll 2
+    for (int q = 0; q < NBK; q++)
+      _mm512_mask_storeu_ps(t.c + r * t.ldc + q * kNR, q == NBK - 1 ? t.last_mask : 0xFFFF, acc[r][q]);
+}
+
+typedef void (*TileFn)(const TileArgs&);
+
+#define PTQ_TILES(NBK)                                                                      \
+  {tile<1, NBK>, tile<2, NBK>, tile<3, NBK>, tile<4, NBK>, tile<5, NBK>, tile<6, NBK>,     \
+   tile<7, NBK>, tile<8, NBK>, tile<9, NBK>, tile<10, NBK>, tile<11, NBK>, tile<12, NBK>}
+const TileFn kTiles[2][kMR] = {PTQ_TILES(1), PTQ_TILES(2)};
+#undef PTQ_TILES
+
+}  // namespace
+
+extern "C" void ptq_sgemm_f32_avx512vnni(const ptq_sgemm_weights* w, const ptq_sgemm_io* io,
+                                         size_t m_begin, size_t m_end, size_t nb_begin,
+                                         size_t nb_end) {
+  const size_t k = w->k, n = w->n;
+  if (m_begin >= m_end || nb_begin >= nb_end || k == 0) return;
+  const size_t chunks = (k + kKC - 1) / kKC, kstep = (k + chunks - 1) / chunks;
+  TileArgs t;
+  t.lda = io->lda;
+  t.ldc = io->ldc;
+  t.bstride = k * kNR;
+  t.relu = io->relu != 0;
+  for (size_t k0 = 0; k0 < k; k0 += t.kc) {
+    t.kc = k - k0 < kstep ? k - k0 : kstep;
+    t.accumulate = k0 != 0;
+    t.finish = k0 + t.kc == k;
+    for (size_t m0 = m_begin; m0 < m_end; m0 += kMC) {
+      const size_t m1 = m_end - m0 < kMC ? m_end : m0 + kMC;
+      for (size_t nb = nb_begin; nb < nb_end; nb += 2) {
+        const size_t nbk = nb_end - nb < 2 ? 1 : 2, col = nb * kNR;
+        t.last_mask = col_mask(n - (col + (nbk - 1) * kNR));
+        t.b = w->packed_b + nb * k * kNR + k0 * kNR;
+        t.bias = w->bias ? w->bias + col : NULL;
+        const TileFn* fns = kTiles[nbk - 1];
+        for (size_t i = m0; i < m1; i += kMR) {
+          const size_t rows = m1 - i < static_cast<size_t>(kMR) ? m1 - i : kMR;
+          t.a = io->a + i * t.lda + k0;
+          t.c = io->c + i * t.ldc + col;
+          fns[rows - 1](t);
+        }
+      }
+    }
+  }
+}

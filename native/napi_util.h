@@ -1,0 +1,84 @@
+// Argument readers for the N-API layer (baseline translation units only). They throw
+// TypeError/RangeError naming the argument; nothing unchecked reaches a kernel.
+#ifndef PTQ_NAPI_UTIL_H_
+#define PTQ_NAPI_UTIL_H_
+
+#include <napi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "dispatch.h"
+
+namespace ptq {
+
+template <typename... Args>
+std::string Cat(Args&&... args) {
+  std::ostringstream s;
+  (s << ... << args);
+  return s.str();
+}
+
+[[noreturn]] inline void ThrowType(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
+[[noreturn]] inline void ThrowRange(Napi::Env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
+
+inline size_t ArgSize(const Napi::CallbackInfo& info, size_t i, const char* name, size_t max = (1ull << 40)) {
+  if (!info[i].IsNumber()) ThrowType(info.Env(), Cat(name, " must be a number"));
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= 0 && v <= static_cast<double>(max)) || v != static_cast<double>(static_cast<size_t>(v)))
+    ThrowRange(info.Env(), Cat(name, " must be an integer in [0, ", max, "], got ", v));
+  return static_cast<size_t>(v);
+}
+
+inline int32_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* name, int32_t lo, int32_t hi) {
+  if (!info[i].IsNumber()) ThrowType(info.Env(), Cat(name, " must be a number"));
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= lo && v <= hi) || v != static_cast<double>(static_cast<int32_t>(v)))
+    ThrowRange(info.Env(), Cat(name, " must be an integer in [", lo, ", ", hi, "], got ", v));
+  return static_cast<int32_t>(v);
+}
+
+inline float ArgScale(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsNumber()) ThrowType(info.Env(), Cat(name, " must be a number"));
+  const float v = static_cast<float>(info[i].As<Napi::Number>().DoubleValue());
+  if (!(v > 0.0f) || !(v < 3.4e38f)) ThrowRange(info.Env(), Cat(name, " must be a positive finite float32"));
+  return v;
+}
+
+template <typename T>
+Napi::TypedArrayOf<T> ArgArray(const Napi::CallbackInfo& info, size_t i, const char* name,
+                               napi_typedarray_type type, const char* type_name) {
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != type)
+    ThrowType(info.Env(), Cat(name, " must be a ", type_name));
+  return info[i].As<Napi::TypedArrayOf<T>>();
+}
+
+inline ptq_isa ArgIsa(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsString()) ThrowType(info.Env(), "isa must be a string");
+  const std::string name = info[i].As<Napi::String>().Utf8Value();
+  ptq_isa isa;
+  if (!ParseIsa(name, &isa))
+    ThrowRange(info.Env(), Cat("unknown isa '", name, "' (expected scalar, avx2, avxvnni or avx512vnni)"));
+  if (!(SupportedIsas() & (1u << isa))) ThrowRange(info.Env(), Cat("isa '", name, "' is not supported by this CPU"));
+  return isa;
+}
+
+struct AlignedFree {
+  void operator()(void* p) const { free(p); }
+};
+
+template <typename T>
+std::unique_ptr<T, AlignedFree> AlignedArray(size_t count) {
+  const size_t bytes = ((count * sizeof(T) + 63) / 64) * 64;
+  void* p = aligned_alloc(64, bytes ? bytes : 64);
+  if (!p) throw std::bad_alloc();
+  memset(p, 0, bytes ? bytes : 64);
+  return std::unique_ptr<T, AlignedFree>(static_cast<T*>(p));
+}
+
+}  // namespace ptq
+
+#endif  // PTQ_NAPI_UTIL_H_

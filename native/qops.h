@@ -1,0 +1,52 @@
+// Quantized ops beyond the GEMM: C declarations and POD structs only (see kernels.h for why).
+#ifndef PTQ_QOPS_H_
+#define PTQ_QOPS_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Depthwise conv over NHWC quint8 (groups == in == out channels), any kernel/stride/pad/dilation.
+// Weights [kh][kw][c] int8. Padding reads as the input zero point. Epilogue as in kernels.h.
+typedef struct {
+  size_t c, kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  uint8_t input_zero_point;
+  const int8_t* w;           // [kh*kw][c]
+  const int32_t* acc_init;   // [c]
+  const float* bias;         // [c]
+  const float* multiplier;   // [c]
+  int32_t out_zero_point, out_min, out_max;
+} ptq_qdwconv_params;
+
+// Rows [oy_begin, oy_end) of image b.
+void ptq_qdwconv_u8s8_scalar(const ptq_qdwconv_params* p, const uint8_t* x, size_t h, size_t w,
+                             uint8_t* y, size_t oh, size_t ow, size_t b, size_t oy_begin, size_t oy_end);
+
+// Element-wise ops, PyTorch 1.13 x86 numerics (numerics.md A.7, A.9), ranges [begin, end).
+void ptq_quantize_f32_u8_scalar(const float* x, uint8_t* y, size_t begin, size_t end, float scale, int32_t zp);
+void ptq_dequantize_u8_f32_scalar(const uint8_t* x, float* y, size_t begin, size_t end, float scale, int32_t zp);
+
+typedef struct {
+  float a_scale, b_scale, out_scale;
+  int32_t a_zero_point, b_zero_point, out_zero_point;
+  int32_t relu;
+} ptq_qadd_params;
+void ptq_qadd_u8_scalar(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t begin, size_t end, const ptq_qadd_params* p);
+
+// Mean over the hw positions of NHWC [n][hw][c] into [n][c], same qparams in and out.
+void ptq_qmean_hw_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t hw, size_t c, float scale, int32_t zp);
+
+// k x k max pooling, stride, symmetric padding over NHWC quint8.
+void ptq_qmaxpool2d_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t h, size_t w, size_t c,
+                              size_t k, size_t stride, size_t pad, size_t oh, size_t ow);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif  // PTQ_QOPS_H_

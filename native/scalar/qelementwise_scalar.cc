@@ -1,0 +1,67 @@
+// Element-wise quantized ops, portable C++: quantize, dequantize, add/add_relu, mean over H*W,
+// max pooling. Each is bit-exact with lib/kernels/reference/qops.ts (float32 steps, RNE).
+#include <math.h>
+
+#include "../qops.h"
+
+namespace {
+
+inline int32_t cvt_rne(float x) {
+  if (!(x >= -2147483648.0f && x < 2147483648.0f)) return INT32_MIN;
+  return static_cast<int32_t>(nearbyintf(x));
+}
+
+inline uint8_t clamp_u8(int64_t q) { return static_cast<uint8_t>(q < 0 ? 0 : (q > 255 ? 255 : q)); }
+
+}  // namespace
+
+extern "C" void ptq_quantize_f32_u8_scalar(const float* x, uint8_t* y, size_t begin, size_t end, float scale, int32_t zp) {
+  const float inv = 1.0f / scale;
+  for (size_t i = begin; i < end; i++) y[i] = clamp_u8(static_cast<int64_t>(zp) + cvt_rne(x[i] * inv));
+}
+
+extern "C" void ptq_dequantize_u8_f32_scalar(const uint8_t* x, float* y, size_t begin, size_t end, float scale, int32_t zp) {
+  for (size_t i = begin; i < end; i++) y[i] = static_cast<float>(static_cast<int32_t>(x[i]) - zp) * scale;
+}
+
+extern "C" void ptq_qadd_u8_scalar(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t begin, size_t end, const ptq_qadd_params* p) {
+  const float inv = 1.0f / p->out_scale;
+  for (size_t i = begin; i < end; i++) {
+    const float da = static_cast<float>(static_cast<int32_t>(a[i]) - p->a_zero_point) * p->a_scale;
+    const float db = static_cast<float>(static_cast<int32_t>(b[i]) - p->b_zero_point) * p->b_scale;
+    float c = da + db;
+    if (p->relu && c < 0.0f) c = 0.0f;
+    y[i] = clamp_u8(static_cast<int64_t>(p->out_zero_point) + cvt_rne(c * inv));
+  }
+}
+
+extern "C" void ptq_qmean_hw_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t hw, size_t c, float scale, int32_t zp) {
+  const float inv = 1.0f / scale, count = static_cast<float>(hw);
+  for (size_t b = 0; b < n; b++)
+    for (size_t ch = 0; ch < c; ch++) {
+      float acc = 0.0f;
+      for (size_t p = 0; p < hw; p++) acc = acc + static_cast<float>(static_cast<int32_t>(x[(b * hw + p) * c + ch]) - zp) * scale;
+      const float m = acc / count;
+      y[b * c + ch] = clamp_u8(static_cast<int64_t>(zp) + cvt_rne(m * inv));
+    }
+}
+
+extern "C" void ptq_qmaxpool2d_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t h, size_t w, size_t c,
+                                         size_t k, size_t stride, size_t pad, size_t oh, size_t ow) {
+  for (size_t b = 0; b < n; b++)
+    for (size_t oy = 0; oy < oh; oy++)
+      for (size_t ox = 0; ox < ow; ox++) {
+        uint8_t* out = y + ((b * oh + oy) * ow + ox) * c;
+        for (size_t ch = 0; ch < c; ch++) out[ch] = 0;
+        for (size_t ky = 0; ky < k; ky++) {
+          const ptrdiff_t iy = static_cast<ptrdiff_t>(oy * stride + ky) - static_cast<ptrdiff_t>(pad);
+          if (iy < 0 || iy >= static_cast<ptrdiff_t>(h)) continue;
+          for (size_t kx = 0; kx < k; kx++) {
+            const ptrdiff_t ix = static_cast<ptrdiff_t>(ox * stride + kx) - static_cast<ptrdiff_t>(pad);
+            if (ix < 0 || ix >= static_cast<ptrdiff_t>(w)) continue;
+            const uint8_t* in = x + ((b * h + iy) * w + ix) * c;
+            for (size_t ch = 0; ch < c; ch++) if (in[ch] > out[ch]) out[ch] = in[ch];
+          }
+        }
+      }
+}
