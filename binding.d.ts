@@ -34,6 +34,10 @@ export interface Binding {
     outScale: number, outZeroPoint: number, relu: boolean): void;
   /** Mean over hw of NHWC [n][hw][c] into [n][c] with the same qparams. */
   qmeanHW(x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, scale: number, zeroPoint: number): void;
+  /** min, max and NaN flag (1/0) of x[start, end), scanned in the observers' order. */
+  minmaxF32(x: Float32Array, start: number, end: number): [number, number, number];
+  /** Adds torch.histc bin counts of x over [left, right] (bin width `width` = right - left in float32). */
+  histcCountsF32(x: Float32Array, left: number, right: number, width: number, counts: Int32Array): void;
   /** k x k max pooling with stride and symmetric padding over NHWC quint8. */
   qmaxpool2d(x: Uint8Array, n: number, h: number, w: number, c: number, k: number, stride: number, pad: number, y: Uint8Array): void;
 

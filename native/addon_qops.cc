@@ -223,6 +223,39 @@ Napi::Value QMaxPool2d(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// minmaxF32(x Float32Array, start, end) -> [min, max, nan ? 1 : 0]
+Napi::Value MinMaxF32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3) ThrowType(env, "minmaxF32 expects 3 arguments");
+  auto x = ArgArray<float>(info, 0, "x", napi_float32_array, "Float32Array");
+  const size_t start = ArgSize(info, 1, "start"), end = ArgSize(info, 2, "end");
+  if (start > end || end > x.ElementLength()) ThrowRange(env, "start/end out of range");
+  float mn, mx;
+  int32_t nan;
+  ptq_minmax_f32_scalar(x.Data() + start, end - start, &mn, &mx, &nan);
+  Napi::Array out = Napi::Array::New(env, 3);
+  out.Set(0u, Napi::Number::New(env, mn));
+  out.Set(1u, Napi::Number::New(env, mx));
+  out.Set(2u, Napi::Number::New(env, nan));
+  return out;
+}
+
+// histcCountsF32(x Float32Array, left, right, width, counts Int32Array): adds bin counts
+Napi::Value HistcCountsF32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) ThrowType(env, "histcCountsF32 expects 5 arguments");
+  auto x = ArgArray<float>(info, 0, "x", napi_float32_array, "Float32Array");
+  for (size_t i = 1; i <= 3; i++) if (!info[i].IsNumber()) ThrowType(env, "left, right and width must be numbers");
+  const float left = static_cast<float>(info[1].As<Napi::Number>().DoubleValue());
+  const float right = static_cast<float>(info[2].As<Napi::Number>().DoubleValue());
+  const float width = static_cast<float>(info[3].As<Napi::Number>().DoubleValue());
+  auto counts = ArgArray<int32_t>(info, 4, "counts", napi_int32_array, "Int32Array");
+  if (counts.ElementLength() == 0 || counts.ElementLength() > (1u << 30)) ThrowRange(env, "counts must have 1..2^30 bins");
+  if (!(left < right) || !(width > 0.0f) || !(right - left <= width * 2.0f)) ThrowRange(env, "bad histogram range");
+  ptq_histc_counts_f32_scalar(x.Data(), x.ElementLength(), left, right, width, static_cast<int32_t>(counts.ElementLength()), counts.Data());
+  return env.Undefined();
+}
+
 }  // namespace
 
 void RegisterQOps(Napi::Env env, Napi::Object exports) {
@@ -233,6 +266,8 @@ void RegisterQOps(Napi::Env env, Napi::Object exports) {
   exports.Set("qadd", Napi::Function::New(env, QAdd, "qadd"));
   exports.Set("qmeanHW", Napi::Function::New(env, QMeanHW, "qmeanHW"));
   exports.Set("qmaxpool2d", Napi::Function::New(env, QMaxPool2d, "qmaxpool2d"));
+  exports.Set("minmaxF32", Napi::Function::New(env, MinMaxF32, "minmaxF32"));
+  exports.Set("histcCountsF32", Napi::Function::New(env, HistcCountsF32, "histcCountsF32"));
 }
 
 }  // namespace ptq

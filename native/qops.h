@@ -45,6 +45,11 @@ void ptq_qmean_hw_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t hw, s
 void ptq_qmaxpool2d_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t h, size_t w, size_t c,
                               size_t k, size_t stride, size_t pad, size_t oh, size_t ow);
 
+// Observer statistics: aminmax with NaN detection, and torch.histc's bin counting
+// (bin = trunc(float32((x - left) * bins) / width), values in [left, right], last bin inclusive).
+void ptq_minmax_f32_scalar(const float* x, size_t n, float* out_min, float* out_max, int32_t* out_nan);
+void ptq_histc_counts_f32_scalar(const float* x, size_t n, float left, float right, float width, int32_t bins, int32_t* counts);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,6 +6,7 @@
 // double-accumulating cumsum, floor division) are replicated from their 1.13 CPU sources and checked
 // against the real torch by test/fixtures/observers.json.
 
+import { getStatsKernels } from '../kernels/stats';
 import {
   calculateQminQmax,
   calculateQParams,
@@ -327,7 +328,11 @@ export function torchHistc(
   cb.fill(0, 0, bins);
   const n = x.length;
   let i = 0;
-  if ((bins & (bins - 1)) === 0 && Number.isFinite(f(W * bins))) {
+  const k = n > 1024 ? getStatsKernels() : null;
+  if (k) {
+    k.histcCounts(x, L, R, W, ca.subarray(0, bins));
+    i = n;
+  } else if ((bins & (bins - 1)) === 0 && Number.isFinite(f(W * bins))) {
     // Fast path, same result: for a power-of-two bin count f(d * bins) is exact, and trunc(f(q)) can
     // only differ from trunc(q) when q lies within a relative 2^-24 below the next integer, where the
     // float32 rounding is done explicitly. (Division of float32 values in double then rounding is
@@ -403,6 +408,16 @@ let scanNaN = false;
  * tied with the running min at random positions), the pairwise form does not.
  */
 function scanMinMax(x: Float32Array, start: number, end: number, mn: number, mx: number): void {
+  const k = end - start > 1024 ? getStatsKernels() : null;
+  if (k) {
+    // The native loop scans in the same order with the same comparisons; folding its result into
+    // (mn, mx) with strict comparisons equals one continuous scan.
+    const [lo, hi, nanFlag] = k.minmax(x, start, end);
+    scanMin = lo < mn ? lo : mn;
+    scanMax = hi > mx ? hi : mx;
+    scanNaN = nanFlag !== 0;
+    return;
+  }
   let nan = false;
   let i = start;
   for (; i + 1 < end; i += 2) {
