@@ -38,6 +38,9 @@ export interface Binding {
   minmaxF32(x: Float32Array, start: number, end: number): [number, number, number];
   /** Adds torch.histc bin counts of x over [left, right] (bin width `width` = right - left in float32). */
   histcCountsF32(x: Float32Array, left: number, right: number, width: number, counts: Int32Array): void;
+  /** adaptive_avg_pool2d to 1x1: zp_out + rne(f32(sum q - zp_in*hw) * f32(s_in/s_out/hw)). */
+  qadaptiveAvgPool(x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, inScale: number, inZeroPoint: number,
+    outScale: number, outZeroPoint: number): void;
   /** k x k max pooling with stride and symmetric padding over NHWC quint8. */
   qmaxpool2d(x: Uint8Array, n: number, h: number, w: number, c: number, k: number, stride: number, pad: number, y: Uint8Array): void;
 

@@ -189,7 +189,7 @@ Napi::Value QAdd(const Napi::CallbackInfo& info) {
   if (a.ElementLength() != y.ElementLength() || b.ElementLength() != y.ElementLength()) ThrowRange(env, "a, b and y must have the same length");
   ptq_qadd_params p{ArgScale(info, 3, "aScale"), ArgScale(info, 5, "bScale"), ArgScale(info, 7, "outScale"),
                     ArgInt(info, 4, "aZeroPoint", 0, 255), ArgInt(info, 6, "bZeroPoint", 0, 255),
-                    ArgInt(info, 8, "outZeroPoint", 0, 255), info[9].ToBoolean().Value() ? 1 : 0};
+                    ArgInt(info, 8, "outZeroPoint", 0, 255), info[9].ToBoolean().Value() ? 1 : 0, y.ElementLength()};
   ptq_qadd_u8_scalar(a.Data(), b.Data(), y.Data(), 0, y.ElementLength(), &p);
   return env.Undefined();
 }
@@ -204,6 +204,22 @@ Napi::Value QMeanHW(const Napi::CallbackInfo& info) {
   if (hw == 0) ThrowRange(env, "hw must be positive");
   if (x.ElementLength() != n * hw * c || y.ElementLength() != n * c) ThrowRange(env, "x must have n*hw*c and y n*c elements");
   ptq_qmean_hw_u8_scalar(x.Data(), y.Data(), n, hw, c, ArgScale(info, 5, "scale"), ArgInt(info, 6, "zeroPoint", 0, 255));
+  return env.Undefined();
+}
+
+// qadaptiveAvgPool(x, n, hw, c, y, inScale, inZp, outScale, outZp)
+Napi::Value QAdaptiveAvgPool(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 9) ThrowType(env, "qadaptiveAvgPool expects 9 arguments");
+  auto x = ArgArray<uint8_t>(info, 0, "x", napi_uint8_array, "Uint8Array");
+  const size_t n = ArgSize(info, 1, "n", 1u << 24), hw = ArgSize(info, 2, "hw", 1u << 22), c = ArgSize(info, 3, "c", 1u << 24);
+  auto y = ArgArray<uint8_t>(info, 4, "y", napi_uint8_array, "Uint8Array");
+  if (hw == 0) ThrowRange(env, "hw must be positive");
+  if (x.ElementLength() != n * hw * c || y.ElementLength() != n * c) ThrowRange(env, "x must have n*hw*c and y n*c elements");
+  const double si = ArgScale(info, 5, "inScale"), so = ArgScale(info, 7, "outScale");
+  // PyTorch: float multiplier = q_scale_in / q_scale_out / size, computed in double.
+  const float mult = static_cast<float>(si / so / static_cast<double>(hw));
+  ptq_qadaptive_avgpool_u8_scalar(x.Data(), y.Data(), n, hw, c, mult, ArgInt(info, 6, "inZeroPoint", 0, 255), ArgInt(info, 8, "outZeroPoint", 0, 255));
   return env.Undefined();
 }
 
@@ -266,6 +282,7 @@ void RegisterQOps(Napi::Env env, Napi::Object exports) {
   exports.Set("qadd", Napi::Function::New(env, QAdd, "qadd"));
   exports.Set("qmeanHW", Napi::Function::New(env, QMeanHW, "qmeanHW"));
   exports.Set("qmaxpool2d", Napi::Function::New(env, QMaxPool2d, "qmaxpool2d"));
+  exports.Set("qadaptiveAvgPool", Napi::Function::New(env, QAdaptiveAvgPool, "qadaptiveAvgPool"));
   exports.Set("minmaxF32", Napi::Function::New(env, MinMaxF32, "minmaxF32"));
   exports.Set("histcCountsF32", Napi::Function::New(env, HistcCountsF32, "histcCountsF32"));
 }

@@ -35,11 +35,16 @@ typedef struct {
   float a_scale, b_scale, out_scale;
   int32_t a_zero_point, b_zero_point, out_zero_point;
   int32_t relu;
+  size_t total;  // elements of the whole tensor (fixes PyTorch's vector/scalar split point)
 } ptq_qadd_params;
 void ptq_qadd_u8_scalar(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t begin, size_t end, const ptq_qadd_params* p);
 
 // Mean over the hw positions of NHWC [n][hw][c] into [n][c], same qparams in and out.
 void ptq_qmean_hw_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t hw, size_t c, float scale, int32_t zp);
+
+// adaptive_avg_pool2d to 1x1 over NHWC [n][hw][c]: PyTorch's integer-sum formula.
+void ptq_qadaptive_avgpool_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t hw, size_t c, float multiplier,
+                                     int32_t in_zp, int32_t out_zp);
 
 // k x k max pooling, stride, symmetric padding over NHWC quint8.
 void ptq_qmaxpool2d_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t h, size_t w, size_t c,

@@ -94,3 +94,17 @@ test('fuseModules rejects unknown patterns and fuses copies by default', () => {
   expect(f.getSubmodule('features.0.0').typeName()).toBe('ConvReLU2d');
   expect(m.getSubmodule('features.0.0').typeName()).toBe('Conv2d');
 });
+
+test('Fashion-MNIST preprocessing equals torchvision ToTensor + Normalize bit for bit', () => {
+  const fs = require('fs') as typeof import('fs');
+  const path = require('path') as typeof import('path');
+  const { FashionMnist } = require('../lib/data/datasets') as typeof import('../lib/data/datasets');
+  const p = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'mnv2-small', 'preprocess.json'), 'utf8'));
+  const ds = new FashionMnist(path.join(__dirname, '..', 'assets', 'fashion-mnist'), 'test');
+  // Every pixel value maps through the same table; check it against torch for all 256 values.
+  const lut: Float32Array = (ds as unknown as { lut: Float32Array }).lut;
+  expect(Array.from(lut)).toEqual(p.normalize_tensor);
+  const b = ds.batch(0, 2);
+  expect(b.images.shape).toEqual([2, 3, 28, 28]);
+  expect(b.images.data[0]).toBe(b.images.data[28 * 28]); // grey replicated to 3 channels
+});

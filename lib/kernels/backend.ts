@@ -54,6 +54,8 @@ export interface Backend {
   qadd(a: Uint8Array, b: Uint8Array, y: Uint8Array, p: QAddParams): void;
   /** Mean over H and W of NHWC [n][hw][c] into [n][c], keeping the qparams. */
   qmeanHW(x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, scale: number, zeroPoint: number): void;
+  /** adaptive_avg_pool2d to 1x1 (PyTorch's integer-sum formula), NHWC [n][hw][c] into [n][c]. */
+  qadaptiveAvgPool(x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, inScale: number, inZeroPoint: number, outScale: number, outZeroPoint: number): void;
   /** Max pooling (k x k, stride, symmetric padding) over NHWC quint8. */
   qmaxpool2d(x: Uint8Array, n: number, h: number, w: number, c: number, k: number, stride: number, pad: number, y: Uint8Array): void;
 }

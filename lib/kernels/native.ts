@@ -208,6 +208,11 @@ export const nativeBackend: Backend = {
     if (x.length !== n * hw * c || y.length !== n * c) throw new RangeError(`Expected x of n*hw*c = ${n * hw * c} and y of n*c = ${n * c} elements`);
     loadNative().binding.qmeanHW(x, n, hw, c, y, scale, zeroPoint);
   },
+  qadaptiveAvgPool(x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, inScale: number, inZeroPoint: number, outScale: number, outZeroPoint: number): void {
+    checkInt('hw', hw, 1);
+    if (x.length !== n * hw * c || y.length !== n * c) throw new RangeError(`Expected x of n*hw*c = ${n * hw * c} and y of n*c = ${n * c} elements`);
+    loadNative().binding.qadaptiveAvgPool(x, n, hw, c, y, inScale, inZeroPoint, outScale, outZeroPoint);
+  },
   qmaxpool2d(x: Uint8Array, n: number, h: number, w: number, c: number, k: number, stride: number, pad: number, y: Uint8Array): void {
     loadNative().binding.qmaxpool2d(x, n, h, w, c, k, stride, pad, y);
   },

@@ -25,7 +25,7 @@ export class BasicBlock extends Module {
     this.addModule('relu', new ReLU());
     this.addModule('conv2', conv3x3(planes, planes));
     this.addModule('bn2', new BatchNorm2d(planes));
-    this._modules.set('downsample', downsample);
+    if (downsample) this.addModule('downsample', downsample);
     this.addModule('add_relu', new FloatFunctional());
   }
   forward(x: unknown): Tensor {
@@ -38,6 +38,9 @@ export class BasicBlock extends Module {
     return (this._modules.get('add_relu') as FloatFunctional).add_relu(out, identity);
   }
   /** Fuses conv1+bn1+relu, conv2+bn2 and the downsample conv+bn, in place. */
+  typeName(): string {
+    return 'QuantizableBasicBlock';
+  }
   fuseModel(): void {
     fuseModules(this, [['conv1', 'bn1', 'relu'], ['conv2', 'bn2']], true);
     const d = this._modules.get('downsample');
@@ -58,7 +61,7 @@ export class Bottleneck extends Module {
     this.addModule('conv3', conv1x1(width, planes * 4));
     this.addModule('bn3', new BatchNorm2d(planes * 4));
     this.addModule('relu', new ReLU());
-    this._modules.set('downsample', downsample);
+    if (downsample) this.addModule('downsample', downsample);
     this.addModule('skip_add_relu', new FloatFunctional());
     this.addModule('relu1', new ReLU());
     this.addModule('relu2', new ReLU());
@@ -71,6 +74,9 @@ export class Bottleneck extends Module {
     return (this._modules.get('skip_add_relu') as FloatFunctional).add_relu(out, identity);
   }
   /** Fuses the three conv+bn(+relu) groups and the downsample, in place. */
+  typeName(): string {
+    return 'QuantizableBottleneck';
+  }
   fuseModel(): void {
     fuseModules(this, [['conv1', 'bn1', 'relu1'], ['conv2', 'bn2', 'relu2'], ['conv3', 'bn3']], true);
     const d = this._modules.get('downsample');
@@ -111,6 +117,9 @@ export class ResNet extends Module {
     x = x.flatten(1);
     x = call(this, 'fc', x);
     return call(this, 'dequant', x);
+  }
+  typeName(): string {
+    return 'QuantizableResNet';
   }
   /** fuse_model(): the stem conv1+bn1+relu and every block (in place). */
   fuseModel(): void {

@@ -336,8 +336,13 @@ export class AdaptiveAvgPool2d extends Module {
     if (outputSize[0] !== 1 || outputSize[1] !== 1) throw new RangeError('AdaptiveAvgPool2d supports output size (1, 1)');
   }
   forward(x: unknown): Tensor | QTensor {
-    // Quantized: the mean with the input's qparams (PyTorch keeps them too).
-    if (x instanceof QTensor) return x.mean([2, 3], true);
+    // Quantized: PyTorch's adaptive_avg_pool2d kernel (integer sum), output qparams = input's.
+    if (x instanceof QTensor) {
+      const [n, c, h, w] = x.shape;
+      const y = new Uint8Array(n * c);
+      getBackend(defaultBackend()).qadaptiveAvgPool(x.data, n, h * w, c, y, x.scale, x.zeroPoint, x.scale, x.zeroPoint);
+      return new QTensor(y, [n, c, 1, 1], x.scale, x.zeroPoint, 'channels_last');
+    }
     return expect4d('AdaptiveAvgPool2d', x).mean([2, 3], true);
   }
   extraRepr(): string {

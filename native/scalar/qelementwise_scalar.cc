@@ -25,10 +25,17 @@ extern "C" void ptq_dequantize_u8_f32_scalar(const uint8_t* x, float* y, size_t 
 }
 
 extern "C" void ptq_qadd_u8_scalar(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t begin, size_t end, const ptq_qadd_params* p) {
+  // Elements below vec_end use PyTorch's vector dequantize fma(q, s, -zp*s); the tail its scalar
+  // (q - zp) * s (see QADD_VECTOR_BLOCK in lib/kernels/reference/qops.ts). vec_end is relative to
+  // the whole tensor: p->total.
   const float inv = 1.0f / p->out_scale;
+  const float pa = static_cast<float>(-p->a_zero_point) * p->a_scale, pb = static_cast<float>(-p->b_zero_point) * p->b_scale;
+  const size_t vec_end = p->total - p->total % 64;
   for (size_t i = begin; i < end; i++) {
-    const float da = static_cast<float>(static_cast<int32_t>(a[i]) - p->a_zero_point) * p->a_scale;
-    const float db = static_cast<float>(static_cast<int32_t>(b[i]) - p->b_zero_point) * p->b_scale;
+    const float da = i < vec_end ? fmaf(static_cast<float>(a[i]), p->a_scale, pa)
+                                 : static_cast<float>(static_cast<int32_t>(a[i]) - p->a_zero_point) * p->a_scale;
+    const float db = i < vec_end ? fmaf(static_cast<float>(b[i]), p->b_scale, pb)
+                                 : static_cast<float>(static_cast<int32_t>(b[i]) - p->b_zero_point) * p->b_scale;
     float c = da + db;
     if (p->relu && c < 0.0f) c = 0.0f;
     y[i] = clamp_u8(static_cast<int64_t>(p->out_zero_point) + cvt_rne(c * inv));
@@ -64,4 +71,14 @@ extern "C" void ptq_qmaxpool2d_u8_scalar(const uint8_t* x, uint8_t* y, size_t n,
           }
         }
       }
+}
+
+extern "C" void ptq_qadaptive_avgpool_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t hw, size_t c, float multiplier,
+                                                int32_t in_zp, int32_t out_zp) {
+  for (size_t b = 0; b < n; b++)
+    for (size_t ch = 0; ch < c; ch++) {
+      int32_t acc = -in_zp * static_cast<int32_t>(hw);
+      for (size_t p = 0; p < hw; p++) acc += x[(b * hw + p) * c + ch];
+      y[b * c + ch] = clamp_u8(static_cast<int64_t>(out_zp) + cvt_rne(static_cast<float>(acc) * multiplier));
+    }
 }

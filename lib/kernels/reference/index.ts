@@ -6,7 +6,7 @@ import {
 import type { Conv2dGeometry } from '../float';
 import { QGemmEpilogue, QGemmSpec, qgemmEpilogue } from '../requant';
 import { qgemmReference } from './qgemm';
-import { dequantizeRef, qaddRef, qconv2dRef, qmaxpool2dRef, qmeanHWRef, quantizeRef } from './qops';
+import { dequantizeRef, qadaptiveAvgPoolRef, qaddRef, qconv2dRef, qmaxpool2dRef, qmeanHWRef, quantizeRef } from './qops';
 
 class ReferencePackedQGemm implements PackedQGemm {
   readonly isa = 'reference' as const;
@@ -61,6 +61,10 @@ export const referenceBackend: Backend = {
   qmeanHW(x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, scale: number, zeroPoint: number): void {
     if (x.length !== n * hw * c || y.length !== n * c) throw new RangeError(`Expected x of n*hw*c = ${n * hw * c} and y of n*c = ${n * c} elements`);
     qmeanHWRef(x, n, hw, c, y, scale, zeroPoint);
+  },
+  qadaptiveAvgPool(x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, inScale: number, inZeroPoint: number, outScale: number, outZeroPoint: number): void {
+    if (x.length !== n * hw * c || y.length !== n * c) throw new RangeError(`Expected x of n*hw*c = ${n * hw * c} and y of n*c = ${n * c} elements`);
+    qadaptiveAvgPoolRef(x, n, hw, c, y, inScale, inZeroPoint, outScale, outZeroPoint);
   },
   qmaxpool2d(x: Uint8Array, n: number, h: number, w: number, c: number, k: number, stride: number, pad: number, y: Uint8Array): void {
     qmaxpool2dRef(x, n, h, w, c, k, stride, pad, y);

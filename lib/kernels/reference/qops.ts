@@ -70,11 +70,24 @@ export interface QAddParams {
   relu: boolean;
 }
 
+/**
+ * PyTorch's qadd_kernel runs its vector lambda on blocks of 64 elements and the scalar one on
+ * the rest (cpu_kernel_vec, AVX-512 build): the vector dequantize is fma(q, s, f32(-zp * s)),
+ * the scalar one f32((q - zp) * s). They differ in rare last-bit cases, so both are mirrored.
+ */
+export const QADD_VECTOR_BLOCK = 64;
+
 /** quantized add / add_relu: dequantize both, add in float32, (relu), quantize (qadd_kernel). */
 export function qaddRef(a: Uint8Array, b: Uint8Array, y: Uint8Array, p: QAddParams): void {
   const sa = fround(p.aScale), sb = fround(p.bScale), inv = fround(1 / fround(p.outScale));
+  const pa = fround(-p.aZeroPoint * sa), pb = fround(-p.bZeroPoint * sb);
+  const vecEnd = y.length - (y.length % QADD_VECTOR_BLOCK);
   for (let i = 0; i < y.length; i++) {
-    let c = fround(fround((a[i] - p.aZeroPoint) * sa) + fround((b[i] - p.bZeroPoint) * sb));
+    // q * s + premul is exact in double here (|q*s| and |premul| within 2^8 of each other), so one
+    // fround gives the fused multiply-add.
+    const da = i < vecEnd ? fround(a[i] * sa + pa) : fround((a[i] - p.aZeroPoint) * sa);
+    const db = i < vecEnd ? fround(b[i] * sb + pb) : fround((b[i] - p.bZeroPoint) * sb);
+    let c = fround(da + db);
     if (p.relu && c < 0) c = 0;
     const q = p.outZeroPoint + cvtRne(fround(c * inv));
     y[i] = q < 0 ? 0 : q > 255 ? 255 : q;
@@ -120,4 +133,22 @@ export function qmaxpool2dRef(
           }
           y[((b * oh + oy) * ow + ox) * c + ch] = m;
         }
+}
+
+/**
+ * Quantized adaptive_avg_pool2d to 1x1 over NHWC [n][hw][c] (PyTorch's AVX2 path of
+ * _qadaptive_avg_pool_kernel): acc = sum(q) - zp_in * hw (int32), then
+ * zp_out + rne(f32(f32(acc) * multiplier)) with multiplier = f32(s_in / s_out / hw).
+ */
+export function qadaptiveAvgPoolRef(
+  x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, inScale: number, inZeroPoint: number, outScale: number, outZeroPoint: number,
+): void {
+  const mult = fround(inScale / outScale / hw);
+  for (let b = 0; b < n; b++)
+    for (let ch = 0; ch < c; ch++) {
+      let acc = -inZeroPoint * hw;
+      for (let p = 0; p < hw; p++) acc += x[(b * hw + p) * c + ch];
+      const q = outZeroPoint + cvtRne(fround(fround(acc) * mult));
+      y[b * c + ch] = q < 0 ? 0 : q > 255 ? 255 : q;
+    }
 }
