@@ -57,8 +57,9 @@ describe.each([['resnet18', resnet18], ['resnet50', resnet50]] as const)('%s', (
 
 describe.each([['native'], ['reference']] as const)('ResNet quantized ops equal torch 1.13 (%s)', (b) => {
   const backend = getBackend(b);
-  test.each(e.ops.map((o: { c: number; h: number; w: number }, i: number) => [`${o.c}x${o.h}x${o.w}`, i]))('%s', (_n, i) => {
-    const o = e.ops[i as number];
+  const cases: Array<[string, number]> = e.ops.map((o: { c: number; h: number; w: number }, i: number) => [`${o.c}x${o.h}x${o.w}`, i]);
+  test.each(cases)('%s', (_n: string, i: number) => {
+    const o = e.ops[i];
     const x = Uint8Array.from(o.x), hw = o.h * o.w;
     const aap = new Uint8Array(2 * o.c);
     backend.qadaptiveAvgPool(x, 2, hw, o.c, aap, o.scale, o.zero_point, o.aap_scale, o.aap_zero_point);
