@@ -1,0 +1,61 @@
+// ptq-node's public API: PyTorch eager-mode PTQ in TypeScript, over native int8 kernels.
+
+export { Tensor } from './tensor';
+export type { MemoryFormat } from './tensor';
+export { QTensor } from './qtensor';
+export { PtqError } from './errors';
+
+// Modules (torch.nn, torch.ao.nn.intrinsic, torch.ao.nn.quantized)
+export { Module, deepCopy } from './nn/module';
+export type { ForwardHook } from './nn/module';
+export {
+  Sequential, Conv2d, BatchNorm2d, ReLU, ReLU6, Linear, Dropout, Identity, MaxPool2d, AdaptiveAvgPool2d, Flatten, relu,
+} from './nn/layers';
+export type { Conv2dOptions } from './nn/layers';
+export { QuantStub, DeQuantStub } from './nn/stubs';
+export { FloatFunctional } from './nn/functional';
+export { FusedModule, ConvReLU2d, LinearReLU } from './nn/intrinsic';
+export { Quantize, DeQuantize, QuantizedConv2d, QuantizedLinear, QFunctional, QuantizedDropout, QuantizedModule } from './nn/quantized';
+export type { QWeight, ActQParams } from './nn/quantized';
+
+// Quantization flow (torch.ao.quantization)
+export {
+  ObserverBase, MinMaxObserver, MovingAverageMinMaxObserver, PerChannelMinMaxObserver, HistogramObserver, withArgs,
+} from './quantization/observer';
+export type { ObserverFactory, ObserverOptions } from './quantization/observer';
+export {
+  QConfig, defaultQConfig, defaultPerChannelQConfig, getDefaultQConfig, defaultObserver, defaultWeightObserver,
+  defaultHistogramObserver, defaultPerChannelWeightObserver,
+} from './quantization/qconfig';
+export { calculateQParams, calculateQminQmax, roundHalfEven } from './quantization/qparams';
+export type { QParams, QScheme, QDtype } from './quantization/qparams';
+export { fuseModules, fuseConvBnEval, fuseConvBnWeights } from './quantization/fuse';
+export { prepare, propagateQConfig, observedModules } from './quantization/quantize';
+export { convert, quantizeWeight } from './quantization/convert';
+export { quantizeModel, loadFloatModel, qconfigByName, runBatches, QCONFIG_NAMES } from './workflow';
+
+// Models
+export { mobilenetV2, MobileNetV2, InvertedResidual, ConvBNReLU, resnet18, resnet50, ResNet, BasicBlock, Bottleneck, createModel, ARCHITECTURES } from './models';
+export type { ArchitectureSpec, FusableModel, Architecture } from './models';
+
+// Data and evaluation
+export { FashionMnist, dataLoader, openDataset, FASHION_MNIST_PREPROCESS } from './data/datasets';
+export type { Dataset, Batch } from './data/datasets';
+export { evaluate, accuracyCounts, topk, AverageMeter } from './evaluate';
+export type { EvalResult } from './evaluate';
+
+// Files
+export { loadWeights } from './io/weights';
+export { loadStateDict } from './io/pth';
+export { readSafetensors, writeSafetensors, encodeSafetensors } from './io/safetensors';
+export { readIdx, loadFashionMnist } from './io/idx';
+export { FormatError } from './io/types';
+export type { RawTensor, DType } from './io/types';
+export { saveQuantizedModel, loadQuantizedModel, readQuantizedModelFile, encodeQuantizedModel, MODEL_FORMAT } from './io/model-file';
+
+// Kernels
+export { getBackend, nativeBackend, referenceBackend, loadNative, nativeAvailable, ISA_LEVELS } from './kernels';
+export type { Backend, BackendName, IsaName, QGemmSpec, QConv2dSpec } from './kernels';
+export { setDefaultBackend, defaultBackend } from './kernels/default';
+export { setFloatKernels, getFloatKernels } from './kernels/float-select';
+export { setIsa } from './kernels/native';
