@@ -10,6 +10,8 @@
 #include <string>
 
 #include "addon_qops.h"
+#include "napi_util.h"
+#include "packed.h"
 #include "dispatch.h"
 #include "kernels.h"
 
@@ -19,78 +21,9 @@
 
 namespace {
 
-template <typename... Args>
-std::string Cat(Args&&... args) {
-  std::ostringstream s;
-  (s << ... << args);
-  return s.str();
-}
+// Argument readers, AlignedArray and the packed structs come from napi_util.h / packed.h.
+using namespace ptq;  // NOLINT: the helpers are this file's vocabulary
 
-[[noreturn]] void ThrowType(Napi::Env env, const std::string& msg) {
-  throw Napi::TypeError::New(env, msg);
-}
-[[noreturn]] void ThrowRange(Napi::Env env, const std::string& msg) {
-  throw Napi::RangeError::New(env, msg);
-}
-
-size_t ArgSize(const Napi::CallbackInfo& info, size_t i, const char* name, size_t max = (1ull << 40)) {
-  if (!info[i].IsNumber()) ThrowType(info.Env(), Cat(name, " must be a number"));
-  const double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!(v >= 0 && v <= static_cast<double>(max)) || v != static_cast<double>(static_cast<size_t>(v)))
-    ThrowRange(info.Env(), Cat(name, " must be an integer in [0, ", max, "], got ", v));
-  return static_cast<size_t>(v);
-}
-
-int32_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* name, int32_t lo, int32_t hi) {
-  if (!info[i].IsNumber()) ThrowType(info.Env(), Cat(name, " must be a number"));
-  const double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!(v >= lo && v <= hi) || v != static_cast<double>(static_cast<int32_t>(v)))
-    ThrowRange(info.Env(), Cat(name, " must be an integer in [", lo, ", ", hi, "], got ", v));
-  return static_cast<int32_t>(v);
-}
-
-template <typename T>
-Napi::TypedArrayOf<T> ArgArray(const Napi::CallbackInfo& info, size_t i, const char* name,
-                               napi_typedarray_type type, const char* type_name) {
-  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != type)
-    ThrowType(info.Env(), Cat(name, " must be a ", type_name));
-  return info[i].As<Napi::TypedArrayOf<T>>();
-}
-
-ptq_isa ArgIsa(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsString()) ThrowType(info.Env(), "isa must be a string");
-  const std::string name = info[i].As<Napi::String>().Utf8Value();
-  ptq_isa isa;
-  if (!ptq::ParseIsa(name, &isa))
-    ThrowRange(info.Env(), Cat("unknown isa '", name, "' (expected scalar, avx2, avxvnni or avx512vnni)"));
-  if (!(ptq::SupportedIsas() & (1u << isa)))
-    ThrowRange(info.Env(), Cat("isa '", name, "' is not supported by this CPU"));
-  return isa;
-}
-
-struct AlignedFree {
-  void operator()(void* p) const { free(p); }
-};
-
-template <typename T>
-std::unique_ptr<T, AlignedFree> AlignedArray(size_t count) {
-  const size_t bytes = ((count * sizeof(T) + 63) / 64) * 64;
-  void* p = aligned_alloc(64, bytes ? bytes : 64);
-  if (!p) throw std::bad_alloc();
-  memset(p, 0, bytes ? bytes : 64);
-  return std::unique_ptr<T, AlignedFree>(static_cast<T*>(p));
-}
-
-// Packed weights and epilogue constants of one GEMM, owned by a JS object (External).
-struct PackedQGemm {
-  ptq_isa isa;
-  ptq_qgemm_fn kernel;
-  std::unique_ptr<uint8_t, AlignedFree> weights;
-  std::unique_ptr<int32_t, AlignedFree> acc_init;
-  std::unique_ptr<float, AlignedFree> bias, multiplier;
-  ptq_qgemm_weights w;
-  size_t bytes;
-};
 
 // qgemmPack(isa, k, n, weight Int8Array[n*k], accInit Int32Array[n], bias Float32Array[n],
 //           multiplier Float32Array[n], outZeroPoint, outMin, outMax) -> External

@@ -4,33 +4,11 @@
 
 #include "addon_qops.h"
 #include "napi_util.h"
+#include "qconv.h"
 #include "qops.h"
 
 namespace ptq {
 namespace {
-
-// One group's GEMM of a conv: packed weights plus its slice of the epilogue constants.
-struct GroupGemm {
-  std::unique_ptr<uint8_t, AlignedFree> packed;
-  std::unique_ptr<int32_t, AlignedFree> acc_init;
-  std::unique_ptr<float, AlignedFree> bias, multiplier;
-  ptq_qgemm_weights w;
-};
-
-struct PackedQConv {
-  ptq_isa isa;
-  bool depthwise;
-  size_t cin, cout, kh, kw, sh, sw, ph, pw, dh, dw, groups;
-  uint8_t zx;
-  int32_t zp, lo, hi;
-  std::vector<GroupGemm> gemms;  // groups entries (GEMM path)
-  ptq_qgemm_fn kernel;
-  // depthwise path
-  std::vector<int8_t> dw_w;
-  std::vector<int32_t> dw_acc;
-  std::vector<float> dw_bias, dw_mult;
-  size_t bytes = 0;
-};
 
 // qconv2dPack(isa, geometry Int32Array[11], weight Int8Array, accInit Int32Array[cout],
 //             bias Float32Array[cout], multiplier Float32Array[cout], inputZp, outZp, outMin, outMax)
@@ -97,33 +75,12 @@ Napi::Value QConv2dPack(const Napi::CallbackInfo& info) {
   return ext;
 }
 
-// im2col of image b, group g: rows [oh*ow] of k = kh*kw*cpg bytes in (ky, kx, ic) order;
-// taps outside the image read the input zero point, so they add 0 to sum (x - zx) * w.
-void Im2col(const PackedQConv& p, const uint8_t* x, size_t h, size_t w, size_t b, size_t g, size_t oh,
-            size_t ow, uint8_t* col) {
-  const size_t cpg = p.cin / p.groups;
-  for (size_t oy = 0; oy < oh; oy++)
-    for (size_t ox = 0; ox < ow; ox++) {
-      uint8_t* dst = col + (oy * ow + ox) * p.kh * p.kw * cpg;
-      for (size_t ky = 0; ky < p.kh; ky++) {
-        const ptrdiff_t iy = static_cast<ptrdiff_t>(oy * p.sh + ky * p.dh) - static_cast<ptrdiff_t>(p.ph);
-        for (size_t kx = 0; kx < p.kw; kx++, dst += cpg) {
-          const ptrdiff_t ix = static_cast<ptrdiff_t>(ox * p.sw + kx * p.dw) - static_cast<ptrdiff_t>(p.pw);
-          if (iy < 0 || iy >= static_cast<ptrdiff_t>(h) || ix < 0 || ix >= static_cast<ptrdiff_t>(w))
-            memset(dst, p.zx, cpg);
-          else
-            memcpy(dst, x + ((b * h + iy) * w + ix) * p.cin + g * cpg, cpg);
-        }
-      }
-    }
-}
-
 // qconv2d(packed, x Uint8Array NHWC, n, h, w, y Uint8Array NHWC)
 Napi::Value QConv2d(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 6) ThrowType(env, "qconv2d expects 6 arguments");
   if (!info[0].IsExternal()) ThrowType(env, "packed must be the handle returned by qconv2dPack");
-  const PackedQConv& p = *info[0].As<Napi::External<PackedQConv>>().Data();
+  const PackedQConv& p = *info[0].As<Napi::External<PackedQConv>>().Data();  // see qconv.h
   auto x = ArgArray<uint8_t>(info, 1, "x", napi_uint8_array, "Uint8Array");
   const size_t n = ArgSize(info, 2, "n", 1u << 24), h = ArgSize(info, 3, "h", 1u << 20), w = ArgSize(info, 4, "w", 1u << 20);
   auto y = ArgArray<uint8_t>(info, 5, "y", napi_uint8_array, "Uint8Array");
@@ -134,26 +91,7 @@ Napi::Value QConv2d(const Napi::CallbackInfo& info) {
   if (x.ElementLength() != n * h * w * p.cin) ThrowRange(env, Cat("x must have n*h*w*cin = ", n * h * w * p.cin, " elements"));
   if (y.ElementLength() != n * oh * ow * p.cout) ThrowRange(env, Cat("y must have n*oh*ow*cout = ", n * oh * ow * p.cout, " elements"));
   if (n == 0) return env.Undefined();
-  if (p.depthwise) {
-    ptq_qdwconv_params dp{p.cin, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw, p.zx, p.dw_w.data(), p.dw_acc.data(),
-                          p.dw_bias.data(), p.dw_mult.data(), p.zp, p.lo, p.hi};
-    for (size_t b = 0; b < n; b++) ptq_qdwconv_u8s8_scalar(&dp, x.Data(), h, w, y.Data(), oh, ow, b, 0, oh);
-    return env.Undefined();
-  }
-  const size_t opg = p.cout / p.groups, k = p.gemms[0].w.k, nb = (opg + PTQ_GEMM_NR - 1) / PTQ_GEMM_NR;
-  const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0 && p.groups == 1;
-  if (direct) {
-    const ptq_qgemm_io io{x.Data(), p.cin, y.Data(), p.cout};
-    p.kernel(&p.gemms[0].w, &io, 0, n * h * w, 0, nb);
-    return env.Undefined();
-  }
-  std::vector<uint8_t> col(oh * ow * k);
-  for (size_t b = 0; b < n; b++)
-    for (size_t g = 0; g < p.groups; g++) {
-      Im2col(p, x.Data(), h, w, b, g, oh, ow, col.data());
-      const ptq_qgemm_io io{col.data(), k, y.Data() + b * oh * ow * p.cout + g * opg, p.cout};
-      p.kernel(&p.gemms[g].w, &io, 0, oh * ow, 0, nb);
-    }
+  QConvRun(p, x.Data(), n, h, w, y.Data(), oh, ow, 1);
   return env.Undefined();
 }
 

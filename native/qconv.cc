@@ -1,0 +1,92 @@
+// Quantized conv2d executor: direct GEMM for 1x1/stride 1, im2col + GEMM otherwise (per group),
+// the depthwise kernel for groups == channels. Work is split into tiles over output pixels so
+// the intra-op pool can run them in parallel; each worker has its own im2col scratch.
+#include <string.h>
+
+#include "dispatch.h"
+#include "qconv.h"
+#include "threadpool.h"
+
+namespace ptq {
+namespace {
+
+// im2col of image b, group g: rows [oh*ow] of k = kh*kw*cpg bytes in (ky, kx, ic) order;
+// taps outside the image read the input zero point, so they add 0 to sum (x - zx) * w.
+void Im2col(const PackedQConv& p, const uint8_t* x, size_t h, size_t w, size_t b, size_t g, size_t ow,
+            size_t pix_begin, size_t pix_end, uint8_t* col) {
+  const size_t cpg = p.cin / p.groups;
+  for (size_t pix = pix_begin; pix < pix_end; pix++) {
+    const size_t oy = pix / ow, ox = pix % ow;
+    {
+      uint8_t* dst = col + (pix - pix_begin) * p.kh * p.kw * cpg;
+      for (size_t ky = 0; ky < p.kh; ky++) {
+        const ptrdiff_t iy = static_cast<ptrdiff_t>(oy * p.sh + ky * p.dh) - static_cast<ptrdiff_t>(p.ph);
+        for (size_t kx = 0; kx < p.kw; kx++, dst += cpg) {
+          const ptrdiff_t ix = static_cast<ptrdiff_t>(ox * p.sw + kx * p.dw) - static_cast<ptrdiff_t>(p.pw);
+          if (iy < 0 || iy >= static_cast<ptrdiff_t>(h) || ix < 0 || ix >= static_cast<ptrdiff_t>(w))
+            memset(dst, p.zx, cpg);
+          else
+            memcpy(dst, x + ((b * h + iy) * w + ix) * p.cin + g * cpg, cpg);
+        }
+      }
+    }
+  }
+}
+
+
+thread_local std::vector<uint8_t> tls_col;
+
+constexpr size_t kPixelTile = 64;  // output pixels per task: a multiple of every kernel's MR
+
+}  // namespace
+
+bool QConvOutSize(const PackedQConv& p, size_t h, size_t w, size_t* oh, size_t* ow) {
+  const ptrdiff_t eh = static_cast<ptrdiff_t>(h + 2 * p.ph) - static_cast<ptrdiff_t>(p.dh * (p.kh - 1) + 1);
+  const ptrdiff_t ew = static_cast<ptrdiff_t>(w + 2 * p.pw) - static_cast<ptrdiff_t>(p.dw * (p.kw - 1) + 1);
+  if (eh < 0 || ew < 0) return false;
+  *oh = eh / p.sh + 1;
+  *ow = ew / p.sw + 1;
+  return true;
+}
+
+void QConvRun(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t w, uint8_t* y, size_t oh, size_t ow,
+              size_t threads) {
+  ThreadPool& pool = ThreadPool::Global();
+  if (p.depthwise) {
+    ptq_qdwconv_params dp{p.cin, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw, p.zx, p.dw_w.data(), p.dw_acc.data(),
+                          p.dw_bias.data(), p.dw_mult.data(), p.zp, p.lo, p.hi};
+    const size_t rows_per = oh > 8 ? 4 : 1, chunks = (oh + rows_per - 1) / rows_per;
+    pool.ParallelFor(n * chunks, threads, [&](size_t t, size_t) {
+      const size_t b = t / chunks, r0 = (t % chunks) * rows_per, r1 = r0 + rows_per < oh ? r0 + rows_per : oh;
+      ptq_qdwconv_u8s8_scalar(&dp, x, h, w, y, oh, ow, b, r0, r1);
+    });
+    return;
+  }
+  const size_t opg = p.cout / p.groups, k = p.gemms[0].w.k, nb = (opg + PTQ_GEMM_NR - 1) / PTQ_GEMM_NR;
+  const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0 && p.groups == 1;
+  if (direct) {
+    const size_t m = n * h * w, tiles = (m + kPixelTile - 1) / kPixelTile;
+    // Few rows (late layers): split the columns too so both cores have work.
+    const size_t nsplit = tiles < 2 * threads && nb >= 2 ? (nb < threads ? nb : threads) : 1;
+    const ptq_qgemm_io io{x, p.cin, y, p.cout};
+    pool.ParallelFor(tiles * nsplit, threads, [&](size_t t, size_t) {
+      const size_t mt = t / nsplit, ns = t % nsplit;
+      const size_t m0 = mt * kPixelTile, m1 = m0 + kPixelTile < m ? m0 + kPixelTile : m;
+      const size_t b0 = nb * ns / nsplit, b1 = nb * (ns + 1) / nsplit;
+      p.kernel(&p.gemms[0].w, &io, m0, m1, b0, b1);
+    });
+    return;
+  }
+  const size_t pix = oh * ow, tiles = (pix + kPixelTile - 1) / kPixelTile;
+  pool.ParallelFor(n * p.groups * tiles, threads, [&](size_t t, size_t) {
+    const size_t b = t / (p.groups * tiles), g = (t / tiles) % p.groups, tile = t % tiles;
+    const size_t p0 = tile * kPixelTile, p1 = p0 + kPixelTile < pix ? p0 + kPixelTile : pix;
+    std::vector<uint8_t>& col = tls_col;
+    if (col.size() < kPixelTile * k) col.resize(kPixelTile * k);
+    Im2col(p, x, h, w, b, g, ow, p0, p1, col.data());
+    const ptq_qgemm_io io{col.data(), k, y + (b * pix + p0) * p.cout + g * opg, p.cout};
+    p.kernel(&p.gemms[g].w, &io, 0, p1 - p0, 0, nb);
+  });
+}
+
+}  // namespace ptq

@@ -1,0 +1,22 @@
+// Packed quantized conv2d and its executor (baseline code), shared by the per-op N-API function
+// and the whole-model plan. Threaded through the intra-op pool by output rows/pixels.
+#ifndef PTQ_QCONV_H_
+#define PTQ_QCONV_H_
+
+#include <memory>
+#include <vector>
+
+#include "packed.h"
+
+namespace ptq {
+
+// Output spatial size; false when the input is smaller than the kernel.
+bool QConvOutSize(const PackedQConv& p, size_t h, size_t w, size_t* oh, size_t* ow);
+
+// y (NHWC [n][oh][ow][cout]) = conv(x (NHWC [n][h][w][cin])), on up to `threads` threads of the pool.
+void QConvRun(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t w, uint8_t* y, size_t oh, size_t ow,
+              size_t threads);
+
+}  // namespace ptq
+
+#endif  // PTQ_QCONV_H_
