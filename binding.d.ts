@@ -14,7 +14,31 @@ export interface QConv2dPacked {
   readonly __brand: 'QConv2dPacked';
 }
 
+/** Opaque handle to a compiled whole-model plan (freed by GC). */
+export interface PlanHandle {
+  readonly __brand: 'PlanHandle';
+}
+
+/** One op of a plan; slots are arena buffers (-1 = the plan input, -2 = the plan output). */
+export interface PlanOp {
+  kind: 'quantize' | 'dequantize' | 'conv' | 'gemm' | 'add' | 'mean' | 'aap' | 'maxpool';
+  in0: number;
+  in1?: number;
+  out: number;
+  handle?: QConv2dPacked | QGemmPacked;
+  [field: string]: unknown;
+}
+
 export interface Binding {
+  /** Compiles ops over slots (bytes per sample) into a plan with an arena for maxBatch samples. */
+  planCreate(ops: PlanOp[], slotBytes: number[], maxBatch: number, inFloats: number, outFloats: number): PlanHandle;
+  /** Runs a plan on n samples on the calling thread (threads 0 = the whole pool). */
+  planRunSync(plan: PlanHandle, input: Float32Array, n: number, output: Float32Array, threads: number): void;
+  /** Runs a plan on a worker thread; input and output must not be touched until it settles. */
+  planRun(plan: PlanHandle, input: Float32Array, n: number, output: Float32Array, threads: number): Promise<void>;
+  /** Describes a plan. */
+  planInfo(plan: PlanHandle): { ops: number; arenaBytes: number; maxBatch: number; poolThreads: number };
+
   /**
    * Packs a quantized conv2d. geometry = [cin, cout, kh, kw, strideH, strideW, padH, padW,
    * dilationH, dilationW, groups]; weight: depthwise [kh][kw][c], else [groups][cout/g][kh][kw][cin/g].

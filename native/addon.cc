@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "addon_plan.h"
 #include "addon_qops.h"
 #include "napi_util.h"
 #include "packed.h"
@@ -408,6 +409,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("qgemmInfo", Napi::Function::New(env, PackedInfo, "qgemmInfo"));
   exports.Set("qgemm", Napi::Function::New(env, QGemm, "qgemm"));
   ptq::RegisterQOps(env, exports);
+  ptq::RegisterPlan(env, exports);
   exports.Set("f32ConvPack", Napi::Function::New(env, F32ConvPack, "f32ConvPack"));
   exports.Set("f32Conv", Napi::Function::New(env, F32Conv, "f32Conv"));
   exports.Set("f32LinearPack", Napi::Function::New(env, F32LinearPack, "f32LinearPack"));

@@ -150,6 +150,12 @@ export function nativeConvWeightLayout(g: Conv2dGeometry, w: Int8Array): Int8Arr
   return out;
 }
 
+/** The native handle behind packed weights of the native backend (for plans). */
+export function nativeHandleOf(p: PackedQConv2d | PackedQGemm): QConv2dPacked | QGemmPacked {
+  if (p instanceof NativePackedQConv2d || p instanceof NativePackedQGemm) return p.handle;
+  throw new TypeError('packed weights come from another backend');
+}
+
 /** The native backend; kernels run at the ISA chosen at load unless a call asks for a lower one. */
 export const nativeBackend: Backend = {
   name: 'native',

@@ -1,0 +1,100 @@
+// Fast inference: a converted model compiled into one native plan. runSync() runs on the calling
+// thread; run() on a worker thread (the event loop stays free). Both use the native intra-op
+// thread pool, and batches of any size are split into plan-sized chunks.
+import type { PlanHandle } from '../binding';
+import { checkInt, invalidRange, invalidType } from './errors';
+import { withBackendOverride } from './kernels';
+import { loadNative } from './kernels/native';
+import { TracingBackend } from './kernels/plan';
+import { Module } from './nn/module';
+import { Tensor } from './tensor';
+
+/** Options of compileModel. */
+export interface CompileOptions {
+  /** Shape of one input sample in PyTorch order, e.g. [3, 224, 224]. */
+  inputShape: number[];
+  /** Largest batch one plan call runs (the activation arena is sized for it); default 16. */
+  maxBatch?: number;
+  /** Intra-op threads per run (default: all cores of the pool). */
+  threads?: number;
+}
+
+/** A converted model compiled to a native plan. */
+export class CompiledModel {
+  readonly inputShape: readonly number[];
+  readonly outputShape: readonly number[];
+  readonly maxBatch: number;
+  readonly threads: number;
+  private readonly plan: PlanHandle;
+  private readonly inPer: number;
+  private readonly outPer: number;
+
+  /** Use compileModel(). */
+  constructor(plan: PlanHandle, inputShape: number[], outputShape: number[], maxBatch: number, threads: number) {
+    this.plan = plan;
+    this.inputShape = inputShape;
+    this.outputShape = outputShape;
+    this.maxBatch = maxBatch;
+    this.threads = threads;
+    this.inPer = inputShape.reduce((a, b) => a * b, 1);
+    this.outPer = outputShape.reduce((a, b) => a * b, 1);
+  }
+
+  private check(input: Float32Array | Tensor): { data: Float32Array; n: number } {
+    if (input instanceof Tensor) {
+      const t = input.contiguous();
+      if (t.shape.length !== this.inputShape.length + 1 || t.shape.slice(1).some((d, i) => d !== this.inputShape[i]))
+        throw invalidRange('input', `a Tensor of shape [N, ${this.inputShape.join(', ')}]`, `[${t.shape.join(', ')}]`);
+      return { data: t.data, n: t.shape[0] };
+    }
+    if (!(input instanceof Float32Array)) throw invalidType('input', 'a Float32Array or Tensor', input);
+    if (input.length === 0 || input.length % this.inPer !== 0)
+      throw invalidRange('input', `a non-empty multiple of ${this.inPer} floats ([N, ${this.inputShape.join(', ')}])`, input);
+    return { data: input, n: input.length / this.inPer };
+  }
+
+  /** Runs the model on a batch [N, ...inputShape] on this thread; returns [N, ...outputShape]. */
+  runSync(input: Float32Array | Tensor): Tensor {
+    const { data, n } = this.check(input);
+    const out = new Float32Array(n * this.outPer);
+    const b = loadNative().binding;
+    for (let s = 0; s < n; s += this.maxBatch) {
+      const k = Math.min(this.maxBatch, n - s);
+      b.planRunSync(this.plan, data.subarray(s * this.inPer, (s + k) * this.inPer), k, out.subarray(s * this.outPer, (s + k) * this.outPer), this.threads);
+    }
+    return new Tensor(out, [n, ...this.outputShape]);
+  }
+
+  /** Runs the model on a worker thread; the input is copied, so the caller may reuse it at once. */
+  async run(input: Float32Array | Tensor): Promise<Tensor> {
+    const { data, n } = this.check(input);
+    const copy = data.slice();
+    const out = new Float32Array(n * this.outPer);
+    const b = loadNative().binding;
+    for (let s = 0; s < n; s += this.maxBatch) {
+      const k = Math.min(this.maxBatch, n - s);
+      await b.planRun(this.plan, copy.subarray(s * this.inPer, (s + k) * this.inPer), k, out.subarray(s * this.outPer, (s + k) * this.outPer), this.threads);
+    }
+    return new Tensor(out, [n, ...this.outputShape]);
+  }
+
+  /** Plan facts: op count, arena bytes, batch and pool size. */
+  info(): { ops: number; arenaBytes: number; maxBatch: number; poolThreads: number } {
+    return loadNative().binding.planInfo(this.plan);
+  }
+}
+
+/** Compiles a converted (quantized) model into a native plan by tracing one forward pass. */
+export function compileModel(model: Module, o: CompileOptions): CompiledModel {
+  if (!Array.isArray(o.inputShape) || o.inputShape.length === 0) throw invalidType('inputShape', 'a non-empty array', o.inputShape);
+  o.inputShape.forEach((d, i) => checkInt(`inputShape[${i}]`, d, 1, 1 << 20));
+  const maxBatch = checkInt('maxBatch', o.maxBatch ?? 16, 1, 4096);
+  const threads = checkInt('threads', o.threads ?? 0, 0, 1024);
+  const tracer = new TracingBackend();
+  const x = new Tensor(new Float32Array(o.inputShape.reduce((a, b) => a * b, 1)), [1, ...o.inputShape]);
+  const y = withBackendOverride(tracer, () => model.call(x)) as Tensor;
+  if (!(y instanceof Tensor)) throw new Error('compileModel: the model must return a float Tensor (end with DeQuantStub)');
+  const traced = tracer.finish(x.data, y.data, o.inputShape);
+  const plan = loadNative().binding.planCreate(traced.ops, traced.slotBytes, maxBatch, traced.inFloats, traced.outFloats);
+  return new CompiledModel(plan, [...o.inputShape], y.shape.slice(1), maxBatch, threads);
+}

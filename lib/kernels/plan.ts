@@ -1,0 +1,118 @@
+// Compiling a converted model into a native plan: the model runs once under a tracing backend
+// (the native backend plus a recorder), every kernel call becomes a plan op, and every
+// intermediate buffer becomes an arena slot (reused once its last reader has run).
+import type { PlanOp } from '../../binding';
+import { Backend, PackedQConv2d, PackedQGemm, QAddParams } from './backend';
+import { nativeBackend, nativeHandleOf } from './native';
+
+type Buffer = Uint8Array | Float32Array;
+
+interface Recorded {
+  op: PlanOp;
+  reads: Buffer[];
+  writes: Buffer;
+}
+
+/** What tracing produced: ops over slots, per-sample slot sizes, the input and output sizes. */
+export interface TracedPlan {
+  ops: PlanOp[];
+  slotBytes: number[];
+  inFloats: number;
+  outFloats: number;
+}
+
+/** A backend that runs the native kernels and records each call as a plan op (batch 1). */
+export class TracingBackend implements Backend {
+  readonly name = 'native' as const;
+  readonly recorded: Recorded[] = [];
+  private readonly inner = nativeBackend;
+  get isa() {
+    return this.inner.isa;
+  }
+  packQGemm(...a: Parameters<Backend['packQGemm']>) {
+    return this.inner.packQGemm(...a);
+  }
+  packQConv2d(...a: Parameters<Backend['packQConv2d']>) {
+    return this.inner.packQConv2d(...a);
+  }
+  qgemm(p: PackedQGemm, m: number, a: Uint8Array, c: Uint8Array, lda?: number, ldc?: number): void {
+    if ((lda !== undefined && lda !== p.k) || (ldc !== undefined && ldc !== p.n)) throw new Error('plans need dense GEMM operands');
+    this.inner.qgemm(p, m, a, c, lda, ldc);
+    this.recorded.push({ op: { kind: 'gemm', in0: 0, out: 0, handle: nativeHandleOf(p), rows: m }, reads: [a], writes: c });
+  }
+  qconv2d(p: PackedQConv2d, x: Uint8Array, n: number, h: number, w: number, y: Uint8Array): void {
+    this.inner.qconv2d(p, x, n, h, w, y);
+    this.recorded.push({ op: { kind: 'conv', in0: 0, out: 0, handle: nativeHandleOf(p), h, w }, reads: [x], writes: y });
+  }
+  quantize(x: Float32Array, y: Uint8Array, scale: number, zeroPoint: number): void {
+    this.inner.quantize(x, y, scale, zeroPoint);
+    this.recorded.push({ op: { kind: 'quantize', in0: -1, out: 0, count: y.length, scale, zeroPoint, nchwC: 0, nchwHW: 0 }, reads: [x], writes: y });
+  }
+  dequantize(x: Uint8Array, y: Float32Array, scale: number, zeroPoint: number): void {
+    this.inner.dequantize(x, y, scale, zeroPoint);
+    this.recorded.push({ op: { kind: 'dequantize', in0: 0, out: -2, count: x.length, scale, zeroPoint }, reads: [x], writes: y });
+  }
+  qadd(a: Uint8Array, b: Uint8Array, y: Uint8Array, p: QAddParams): void {
+    this.inner.qadd(a, b, y, p);
+    this.recorded.push({ op: { kind: 'add', in0: 0, in1: 0, out: 0, count: y.length, ...p }, reads: [a, b], writes: y });
+  }
+  qmeanHW(x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, scale: number, zeroPoint: number): void {
+    this.inner.qmeanHW(x, n, hw, c, y, scale, zeroPoint);
+    this.recorded.push({ op: { kind: 'mean', in0: 0, out: 0, hw, c, scale, zeroPoint }, reads: [x], writes: y });
+  }
+  qadaptiveAvgPool(x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, inScale: number, inZeroPoint: number, outScale: number, outZeroPoint: number): void {
+    this.inner.qadaptiveAvgPool(x, n, hw, c, y, inScale, inZeroPoint, outScale, outZeroPoint);
+    this.recorded.push({ op: { kind: 'aap', in0: 0, out: 0, hw, c, scale: inScale, zeroPoint: inZeroPoint, outScale, outZeroPoint }, reads: [x], writes: y });
+  }
+  qmaxpool2d(x: Uint8Array, n: number, h: number, w: number, c: number, k: number, stride: number, pad: number, y: Uint8Array): void {
+    this.inner.qmaxpool2d(x, n, h, w, c, k, stride, pad, y);
+    this.recorded.push({ op: { kind: 'maxpool', in0: 0, out: 0, h, w, c, k, stride, pad }, reads: [x], writes: y });
+  }
+
+  /**
+   * Turns the recording into slots: `input` is the traced model input (NCHW [C, H, W] given by
+   * `inputShape`), `output` the traced model output. Throws when a kernel read a buffer that no
+   * traced op produced (work done in JS between kernels cannot run inside a plan).
+   */
+  finish(input: Float32Array, output: Float32Array, inputShape: readonly number[]): TracedPlan {
+    const rec = this.recorded;
+    if (rec.length === 0 || rec[0].op.kind !== 'quantize') throw new Error('plan tracing: the model must start with Quantize (QuantStub)');
+    const last = rec[rec.length - 1];
+    if (last.op.kind !== 'dequantize' || last.writes !== output) throw new Error('plan tracing: the model must end with DeQuantize (DeQuantStub)');
+    const q = rec[0];
+    if (q.reads[0] !== input) {
+      // Quantize made a channels_last copy of the NCHW input: fuse that layout change.
+      if (inputShape.length !== 3) throw new Error('plan tracing: Quantize did not read the model input');
+      q.op.nchwC = inputShape[0];
+      q.op.nchwHW = inputShape[1] * inputShape[2];
+    }
+    const lastUse = new Map<Buffer, number>();
+    rec.forEach((r, i) => r.reads.forEach((b) => lastUse.set(b, i)));
+    const slotOf = new Map<Buffer, number>();
+    const slotBytes: number[] = [];
+    const free: number[] = [];
+    rec.forEach((r, i) => {
+      const op = r.op;
+      if (op.kind !== 'quantize') {
+        const ins = r.reads.map((b) => {
+          const s = slotOf.get(b);
+          if (s === undefined) throw new Error(`plan tracing: op ${i} (${op.kind}) reads a buffer no traced kernel wrote (JS work between kernels?)`);
+          return s;
+        });
+        op.in0 = ins[0];
+        if (ins.length > 1) op.in1 = ins[1];
+      }
+      if (op.kind !== 'dequantize') {
+        const bytes = r.writes.byteLength;
+        // Reuse the smallest free slot that fits; slots keep their largest size.
+        let best = -1;
+        for (let j = 0; j < free.length; j++) if (slotBytes[free[j]] >= bytes && (best < 0 || slotBytes[free[j]] < slotBytes[free[best]])) best = j;
+        const s = best >= 0 ? free.splice(best, 1)[0] : slotBytes.push(bytes) - 1;
+        slotOf.set(r.writes, s);
+        op.out = s;
+      }
+      for (const b of new Set(r.reads)) if (lastUse.get(b) === i && slotOf.has(b)) free.push(slotOf.get(b)!);
+    });
+    return { ops: rec.map((r) => r.op), slotBytes, inFloats: input.length, outFloats: output.length };
+  }
+}

@@ -1,0 +1,370 @@
+// Whole-model plans: a converted model compiled once into a list of native ops over an arena of
+// activation buffers, so inference never returns to JS between layers. runSync executes on the
+// calling thread; run executes on a libuv worker (AsyncWorker) and resolves a Promise. Each op
+// splits its work over the intra-op pool; a plan runs one batch at a time (its arena is shared).
+#include <math.h>
+#include <string.h>
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "addon_plan.h"
+#include "napi_util.h"
+#include "qconv.h"
+#include "threadpool.h"
+
+namespace ptq {
+namespace {
+
+enum class OpKind { kQuantize, kDequantize, kConv, kGemm, kAdd, kMeanHW, kAdaptiveAvgPool, kMaxPool };
+
+constexpr int kInput = -1, kOutput = -2;
+
+struct Op {
+  OpKind kind;
+  int in0 = 0, in1 = 0, out = 0;
+  // quantize / dequantize / add: elements per sample; mean/aap: hw, c; conv: h, w, oh, ow; gemm: rows per sample
+  size_t count = 0, hw = 0, c = 0, h = 0, w = 0, oh = 0, ow = 0, rows = 0, k = 0, stride = 0, pad = 0;
+  size_t nchw_c = 0, nchw_hw = 0;  // quantize straight from an NCHW float input
+  float scale = 1, scale_b = 1, scale_out = 1;
+  int32_t zp = 0, zp_b = 0, zp_out = 0, relu = 0;
+  const PackedQConv* conv = nullptr;
+  const PackedQGemm* gemm = nullptr;
+};
+
+struct Plan {
+  std::vector<Op> ops;
+  std::vector<size_t> slot_offset, slot_bytes;  // per-sample bytes; offsets in the arena for max_batch
+  size_t max_batch = 1, in_floats = 0, out_floats = 0, arena_bytes = 0;
+  std::unique_ptr<uint8_t, AlignedFree> arena;
+  std::vector<Napi::Reference<Napi::Value>> keep;  // the packed-weight handles stay alive
+  std::mutex mu;                                    // one run at a time per plan
+};
+
+constexpr size_t kElemChunk = 16384;
+
+void RunOp(const Plan& plan, const Op& op, size_t n, const float* input, float* output, size_t threads) {
+  ThreadPool& pool = ThreadPool::Global();
+  auto slot = [&](int s) -> uint8_t* { return plan.arena.get() + plan.slot_offset[s] * plan.max_batch; };
+  switch (op.kind) {
+    case OpKind::kQuantize: {
+      uint8_t* y = slot(op.out);
+      if (op.nchw_c) {
+        // NCHW float input -> NHWC quint8, the layout change fused into the quantization.
+        const size_t c = op.nchw_c, hw = op.nchw_hw;
+        const float inv = 1.0f / op.scale;
+        pool.ParallelFor(n, threads, [&](size_t b, size_t) {
+          for (size_t ch = 0; ch < c; ch++) {
+            const float* src = input + (b * c + ch) * hw;
+            for (size_t p = 0; p < hw; p++) {
+              float v = src[p] * inv;
+              int64_t q = (!(v >= -2147483648.0f && v < 2147483648.0f)) ? INT32_MIN : static_cast<int64_t>(nearbyintf(v));
+              q += op.zp;
+              y[(b * hw + p) * c + ch] = static_cast<uint8_t>(q < 0 ? 0 : (q > 255 ? 255 : q));
+            }
+          }
+        });
+      } else {
+        const size_t total = op.count * n, chunks = (total + kElemChunk - 1) / kElemChunk;
+        pool.ParallelFor(chunks, threads, [&](size_t t, size_t) {
+          const size_t b = t * kElemChunk, e = b + kElemChunk < total ? b + kElemChunk : total;
+          ptq_quantize_f32_u8_scalar(input, y, b, e, op.scale, op.zp);
+        });
+      }
+      return;
+    }
+    case OpKind::kDequantize: {
+      const uint8_t* x = slot(op.in0);
+      ptq_dequantize_u8_f32_scalar(x, output, 0, op.count * n, op.scale, op.zp);
+      return;
+    }
+    case OpKind::kConv:
+      QConvRun(*op.conv, slot(op.in0), n, op.h, op.w, slot(op.out), op.oh, op.ow, threads);
+      return;
+    case OpKind::kGemm: {
+      const PackedQGemm& g = *op.gemm;
+      const size_t m = op.rows * n, nb = (g.w.n + PTQ_GEMM_NR - 1) / PTQ_GEMM_NR;
+      const ptq_qgemm_io io{slot(op.in0), g.w.k, slot(op.out), g.w.n};
+      const size_t split = nb < threads ? nb : threads;
+      pool.ParallelFor(split, threads, [&](size_t t, size_t) { g.kernel(&g.w, &io, 0, m, nb * t / split, nb * (t + 1) / split); });
+      return;
+    }
+    case OpKind::kAdd: {
+      const size_t total = op.count * n, chunks = (total + kElemChunk - 1) / kElemChunk;
+      const ptq_qadd_params p{op.scale, op.scale_b, op.scale_out, op.zp, op.zp_b, op.zp_out, op.relu, total};
+      const uint8_t *a = slot(op.in0), *b = slot(op.in1);
+      uint8_t* y = slot(op.out);
+      pool.ParallelFor(chunks, threads, [&](size_t t, size_t) {
+        const size_t s = t * kElemChunk, e = s + kElemChunk < total ? s + kElemChunk : total;
+        ptq_qadd_u8_scalar(a, b, y, s, e, &p);
+      });
+      return;
+    }
+    case OpKind::kMeanHW:
+      ptq_qmean_hw_u8_scalar(slot(op.in0), slot(op.out), n, op.hw, op.c, op.scale, op.zp);
+      return;
+    case OpKind::kAdaptiveAvgPool:
+      ptq_qadaptive_avgpool_u8_scalar(slot(op.in0), slot(op.out), n, op.hw, op.c,
+                                      static_cast<float>(static_cast<double>(op.scale) / op.scale_out / static_cast<double>(op.hw)),
+                                      op.zp, op.zp_out);
+      return;
+    case OpKind::kMaxPool:
+      ptq_qmaxpool2d_u8_scalar(slot(op.in0), slot(op.out), n, op.h, op.w, op.c, op.k, op.stride, op.pad, op.oh, op.ow);
+      return;
+  }
+}
+
+void RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t threads) {
+  std::lock_guard<std::mutex> lock(plan.mu);
+  for (const Op& op : plan.ops) RunOp(plan, op, n, input, output, threads);
+}
+
+size_t Num(Napi::Object o, const char* key, Napi::Env env, size_t max = (1ull << 32)) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) ThrowType(env, Cat("plan op field '", key, "' must be a number"));
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= static_cast<double>(max)) || d != static_cast<double>(static_cast<size_t>(d)))
+    ThrowRange(env, Cat("plan op field '", key, "' out of range: ", d));
+  return static_cast<size_t>(d);
+}
+
+float Flt(Napi::Object o, const char* key, Napi::Env env) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) ThrowType(env, Cat("plan op field '", key, "' must be a number"));
+  const float f = static_cast<float>(v.As<Napi::Number>().DoubleValue());
+  if (!(f > 0.0f) || !(f < 3.4e38f)) ThrowRange(env, Cat("plan op field '", key, "' must be a positive float32"));
+  return f;
+}
+
+int SlotOf(Napi::Object o, const char* key, Napi::Env env, size_t nslots) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) ThrowType(env, Cat("plan op field '", key, "' must be a slot index"));
+  const int s = v.As<Napi::Number>().Int32Value();
+  if (s != kInput && s != kOutput && (s < 0 || static_cast<size_t>(s) >= nslots)) ThrowRange(env, Cat("bad slot ", s));
+  return s;
+}
+
+// planCreate(ops, slotBytes number[] (per sample), maxBatch, inFloats, outFloats) -> External<Plan>
+Napi::Value PlanCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5 || !info[0].IsArray() || !info[1].IsArray()) ThrowType(env, "planCreate(ops, slotBytes, maxBatch, inFloats, outFloats)");
+  auto plan = std::make_unique<Plan>();
+  Napi::Array slots = info[1].As<Napi::Array>();
+  plan->max_batch = ArgSize(info, 2, "maxBatch", 1u << 16);
+  if (plan->max_batch == 0) ThrowRange(env, "maxBatch must be positive");
+  plan->in_floats = ArgSize(info, 3, "inFloats", 1u << 30);
+  plan->out_floats = ArgSize(info, 4, "outFloats", 1u << 30);
+  size_t off = 0;
+  for (uint32_t i = 0; i < slots.Length(); i++) {
+    Napi::Value v = slots.Get(i);
+    if (!v.IsNumber()) ThrowType(env, "slotBytes must be numbers");
+    const double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d > 0 && d < 1e12)) ThrowRange(env, "slot sizes must be positive");
+    const size_t b = (static_cast<size_t>(d) + 63) / 64 * 64;
+    plan->slot_offset.push_back(off);
+    plan->slot_bytes.push_back(static_cast<size_t>(d));
+    off += b;
+  }
+  const size_t nslots = plan->slot_bytes.size();
+  Napi::Array ops = info[0].As<Napi::Array>();
+  auto need = [&](int s, size_t bytes, const char* what) {
+    if (s == kInput) {
+      if (bytes != plan->in_floats * 4) ThrowRange(env, Cat(what, ": input size mismatch"));
+    } else if (s == kOutput) {
+      if (bytes != plan->out_floats * 4) ThrowRange(env, Cat(what, ": output size mismatch"));
+    } else if (plan->slot_bytes[s] < bytes) {
+      ThrowRange(env, Cat(what, ": slot ", s, " holds ", plan->slot_bytes[s], " bytes per sample, op needs ", bytes));
+    }
+  };
+  for (uint32_t i = 0; i < ops.Length(); i++) {
+    if (!ops.Get(i).IsObject()) ThrowType(env, "plan ops must be objects");
+    Napi::Object o = ops.Get(i).As<Napi::Object>();
+    const std::string kind = o.Get("kind").ToString().Utf8Value();
+    Op op;
+    op.in0 = SlotOf(o, "in0", env, nslots);
+    op.out = SlotOf(o, "out", env, nslots);
+    if (kind == "quantize") {
+      op.kind = OpKind::kQuantize;
+      op.count = Num(o, "count", env);
+      op.scale = Flt(o, "scale", env);
+      op.zp = static_cast<int32_t>(Num(o, "zeroPoint", env, 255));
+      op.nchw_c = Num(o, "nchwC", env);
+      op.nchw_hw = Num(o, "nchwHW", env);
+      if (op.in0 != kInput || op.out < 0) ThrowRange(env, "quantize reads the plan input into a slot");
+      if (op.nchw_c && op.nchw_c * op.nchw_hw != op.count) ThrowRange(env, "quantize: nchwC * nchwHW must equal count");
+      need(op.in0, op.count * 4, "quantize");
+      need(op.out, op.count, "quantize");
+    } else if (kind == "dequantize") {
+      op.kind = OpKind::kDequantize;
+      op.count = Num(o, "count", env);
+      op.scale = Flt(o, "scale", env);
+      op.zp = static_cast<int32_t>(Num(o, "zeroPoint", env, 255));
+      if (op.out != kOutput || op.in0 < 0) ThrowRange(env, "dequantize writes a slot into the plan output");
+      need(op.in0, op.count, "dequantize");
+      need(op.out, op.count * 4, "dequantize");
+    } else if (kind == "conv") {
+      op.kind = OpKind::kConv;
+      Napi::Value hv = o.Get("handle");
+      if (!hv.IsExternal()) ThrowType(env, "conv op needs the packed conv handle");
+      op.conv = hv.As<Napi::External<PackedQConv>>().Data();
+      op.h = Num(o, "h", env, 1u << 20);
+      op.w = Num(o, "w", env, 1u << 20);
+      if (!QConvOutSize(*op.conv, op.h, op.w, &op.oh, &op.ow)) ThrowRange(env, "conv: input smaller than the kernel");
+      if (op.in0 < 0 || op.out < 0) ThrowRange(env, "conv reads and writes slots");
+      need(op.in0, op.h * op.w * op.conv->cin, "conv");
+      need(op.out, op.oh * op.ow * op.conv->cout, "conv");
+      plan->keep.push_back(Napi::Persistent(hv));
+    } else if (kind == "gemm") {
+      op.kind = OpKind::kGemm;
+      Napi::Value hv = o.Get("handle");
+      if (!hv.IsExternal()) ThrowType(env, "gemm op needs the packed gemm handle");
+      op.gemm = hv.As<Napi::External<PackedQGemm>>().Data();
+      op.rows = Num(o, "rows", env, 1u << 24);
+      if (op.in0 < 0 || op.out < 0) ThrowRange(env, "gemm reads and writes slots");
+      need(op.in0, op.rows * op.gemm->w.k, "gemm");
+      need(op.out, op.rows * op.gemm->w.n, "gemm");
+      plan->keep.push_back(Napi::Persistent(hv));
+    } else if (kind == "add") {
+      op.kind = OpKind::kAdd;
+      op.in1 = SlotOf(o, "in1", env, nslots);
+      op.count = Num(o, "count", env);
+      op.scale = Flt(o, "aScale", env);
+      op.scale_b = Flt(o, "bScale", env);
+      op.scale_out = Flt(o, "outScale", env);
+      op.zp = static_cast<int32_t>(Num(o, "aZeroPoint", env, 255));
+      op.zp_b = static_cast<int32_t>(Num(o, "bZeroPoint", env, 255));
+      op.zp_out = static_cast<int32_t>(Num(o, "outZeroPoint", env, 255));
+      op.relu = o.Get("relu").ToBoolean().Value() ? 1 : 0;
+      if (op.in0 < 0 || op.in1 < 0 || op.out < 0) ThrowRange(env, "add reads and writes slots");
+      need(op.in0, op.count, "add");
+      need(op.in1, op.count, "add");
+      need(op.out, op.count, "add");
+    } else if (kind == "mean" || kind == "aap") {
+      op.kind = kind == "mean" ? OpKind::kMeanHW : OpKind::kAdaptiveAvgPool;
+      op.hw = Num(o, "hw", env, 1u << 24);
+      op.c = Num(o, "c", env, 1u << 24);
+      op.scale = Flt(o, "scale", env);
+      op.zp = static_cast<int32_t>(Num(o, "zeroPoint", env, 255));
+      op.scale_out = kind == "aap" ? Flt(o, "outScale", env) : op.scale;
+      op.zp_out = kind == "aap" ? static_cast<int32_t>(Num(o, "outZeroPoint", env, 255)) : op.zp;
+      if (op.hw == 0 || op.in0 < 0 || op.out < 0) ThrowRange(env, "mean reads and writes slots, hw > 0");
+      need(op.in0, op.hw * op.c, "mean");
+      need(op.out, op.c, "mean");
+    } else if (kind == "maxpool") {
+      op.kind = OpKind::kMaxPool;
+      op.h = Num(o, "h", env, 1u << 20);
+      op.w = Num(o, "w", env, 1u << 20);
+      op.c = Num(o, "c", env, 1u << 24);
+      op.k = Num(o, "k", env, 1024);
+      op.stride = Num(o, "stride", env, 1024);
+      op.pad = Num(o, "pad", env, 1024);
+      if (op.k == 0 || op.stride == 0 || 2 * op.pad > op.k || op.h + 2 * op.pad < op.k || op.w + 2 * op.pad < op.k)
+        ThrowRange(env, "maxpool: bad geometry");
+      op.oh = (op.h + 2 * op.pad - op.k) / op.stride + 1;
+      op.ow = (op.w + 2 * op.pad - op.k) / op.stride + 1;
+      if (op.in0 < 0 || op.out < 0) ThrowRange(env, "maxpool reads and writes slots");
+      need(op.in0, op.h * op.w * op.c, "maxpool");
+      need(op.out, op.oh * op.ow * op.c, "maxpool");
+    } else {
+      ThrowRange(env, Cat("unknown plan op kind '", kind, "'"));
+    }
+    plan->ops.push_back(op);
+  }
+  if (plan->ops.empty() || plan->ops.front().kind != OpKind::kQuantize || plan->ops.back().kind != OpKind::kDequantize)
+    ThrowRange(env, "a plan starts with quantize and ends with dequantize");
+  plan->arena_bytes = off * plan->max_batch;
+  plan->arena = AlignedArray<uint8_t>(plan->arena_bytes);
+  const int64_t bytes = static_cast<int64_t>(plan->arena_bytes);
+  auto ext = Napi::External<Plan>::New(env, plan.release(), [](Napi::Env e, Plan* p) {
+    Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(p->arena_bytes));
+    delete p;
+  });
+  Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  return ext;
+}
+
+struct RunArgs {
+  Plan* plan;
+  const float* in;
+  float* out;
+  size_t n, threads;
+};
+
+RunArgs ParseRun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) ThrowType(env, "planRun(plan, input, n, output, threads)");
+  if (!info[0].IsExternal()) ThrowType(env, "plan must be the handle returned by planCreate");
+  RunArgs r{};
+  r.plan = info[0].As<Napi::External<Plan>>().Data();
+  auto in = ArgArray<float>(info, 1, "input", napi_float32_array, "Float32Array");
+  r.n = ArgSize(info, 2, "n", r.plan->max_batch);
+  auto out = ArgArray<float>(info, 3, "output", napi_float32_array, "Float32Array");
+  r.threads = ArgSize(info, 4, "threads", 1024);
+  if (r.n == 0) ThrowRange(env, "n must be positive");
+  if (r.threads == 0) r.threads = ThreadPool::Global().Size();
+  if (in.ElementLength() != r.n * r.plan->in_floats) ThrowRange(env, Cat("input must have ", r.n * r.plan->in_floats, " floats"));
+  if (out.ElementLength() != r.n * r.plan->out_floats) ThrowRange(env, Cat("output must have ", r.n * r.plan->out_floats, " floats"));
+  const uint8_t *ib = reinterpret_cast<const uint8_t*>(in.Data()), *ob = reinterpret_cast<const uint8_t*>(out.Data());
+  if (ib < ob + out.ByteLength() && ob < ib + in.ByteLength()) ThrowRange(env, "input and output must not overlap");
+  r.in = in.Data();
+  r.out = out.Data();
+  return r;
+}
+
+Napi::Value PlanRunSync(const Napi::CallbackInfo& info) {
+  RunArgs r = ParseRun(info);
+  RunPlan(*r.plan, r.n, r.in, r.out, r.threads);
+  return info.Env().Undefined();
+}
+
+// Runs a plan on a libuv worker thread; the plan, input and output stay referenced until done.
+class PlanWorker : public Napi::AsyncWorker {
+ public:
+  PlanWorker(Napi::Env env, const RunArgs& r, const Napi::CallbackInfo& info)
+      : Napi::AsyncWorker(env, "ptq:planRun"), r_(r), deferred_(Napi::Promise::Deferred::New(env)) {
+    plan_ref_ = Napi::Persistent(info[0]);
+    in_ref_ = Napi::Persistent(info[1]);
+    out_ref_ = Napi::Persistent(info[3]);
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override { RunPlan(*r_.plan, r_.n, r_.in, r_.out, r_.threads); }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  RunArgs r_;
+  Napi::Promise::Deferred deferred_;
+  Napi::Reference<Napi::Value> plan_ref_, in_ref_, out_ref_;
+};
+
+Napi::Value PlanRun(const Napi::CallbackInfo& info) {
+  RunArgs r = ParseRun(info);
+  auto* w = new PlanWorker(info.Env(), r, info);
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value PlanInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsExternal()) ThrowType(env, "planInfo(plan)");
+  const Plan& p = *info[0].As<Napi::External<Plan>>().Data();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ops", static_cast<double>(p.ops.size()));
+  o.Set("arenaBytes", static_cast<double>(p.arena_bytes));
+  o.Set("maxBatch", static_cast<double>(p.max_batch));
+  o.Set("poolThreads", static_cast<double>(ThreadPool::Global().Size()));
+  return o;
+}
+
+}  // namespace
+
+void RegisterPlan(Napi::Env env, Napi::Object exports) {
+  exports.Set("planCreate", Napi::Function::New(env, PlanCreate, "planCreate"));
+  exports.Set("planRunSync", Napi::Function::New(env, PlanRunSync, "planRunSync"));
+  exports.Set("planRun", Napi::Function::New(env, PlanRun, "planRun"));
+  exports.Set("planInfo", Napi::Function::New(env, PlanInfo, "planInfo"));
+}
+
+}  // namespace ptq

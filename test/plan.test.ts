@@ -1,0 +1,66 @@
+// Whole-model native plans: identical outputs to the module-by-module forward, any batch size,
+// any thread count, sync and async, many runs in flight; bad inputs are clear errors.
+import { compileModel } from '../lib/inference';
+import { convert } from '../lib/quantization/convert';
+import { prepare } from '../lib/quantization/quantize';
+import { Tensor } from '../lib/tensor';
+import { qconfigByName } from '../lib/workflow';
+import { resnet18 } from '../lib/models';
+import { defaultQConfig } from '../lib/quantization/qconfig';
+import { rows, smallInput, smallModel } from './helpers/fixtures';
+
+const x = smallInput();
+
+function quantizedSmall(name: string) {
+  const m = smallModel();
+  m.fuseModel();
+  m.qconfig = qconfigByName(name);
+  prepare(m, true);
+  for (let i = 0; i < 8; i += 4) m.call(rows(x, i, 4));
+  return convert(m);
+}
+
+describe.each([['default'], ['fbgemm']])('%s qconfig', (name) => {
+  const q = quantizedSmall(name);
+  const want = Array.from((q.call(x) as Tensor).data);
+
+  test('runSync equals the module forward for every batch split and thread count', () => {
+    for (const maxBatch of [1, 3, 8]) for (const threads of [1, 2, 0]) {
+      const c = compileModel(q, { inputShape: [3, 28, 28], maxBatch, threads });
+      expect({ maxBatch, threads, y: Array.from(c.runSync(x).data) }).toEqual({ maxBatch, threads, y: want });
+    }
+  });
+
+  test('run() resolves to the same values with 64 runs in flight', async () => {
+    const c = compileModel(q, { inputShape: [3, 28, 28], maxBatch: 4 });
+    const runs = Array.from({ length: 64 }, (_, i) => c.run(rows(x, i % 8, 1 + (i % 3 === 0 && i % 8 < 7 ? 1 : 0))));
+    const outs = await Promise.all(runs);
+    outs.forEach((o, i) => {
+      const k = i % 8, n = o.shape[0];
+      expect(Array.from(o.data)).toEqual(want.slice(k * 10, (k + n) * 10));
+    });
+  });
+
+  test('bad inputs are errors naming the argument', () => {
+    const c = compileModel(q, { inputShape: [3, 28, 28] });
+    expect(() => c.runSync(new Float32Array(10))).toThrow(/input/);
+    expect(() => c.runSync(new Float64Array(3 * 28 * 28) as unknown as Float32Array)).toThrow(TypeError);
+    expect(() => c.runSync(new Tensor(new Float32Array(3 * 28 * 27), [1, 3, 28, 27]))).toThrow(/shape/);
+    expect(() => compileModel(q, { inputShape: [3, 28, 28], maxBatch: 0 })).toThrow(/maxBatch/);
+  });
+});
+
+test('ResNet-18 (maxpool, adaptive avg pool, add_relu, downsample) compiles and matches', () => {
+  const m = resnet18(10);
+  let s = 1;
+  for (const [, t] of m.stateDict()) for (let i = 0; i < t.numel; i++) { s = (s * 1103515245 + 12345) % 2147483648; t.data[i] = (s / 2147483648 - 0.5) * 0.2 + (t.shape.length === 1 ? 1 : 0); }
+  m.eval();
+  m.fuseModel();
+  m.qconfig = defaultQConfig;
+  prepare(m, true);
+  const xi = new Tensor(new Float32Array(2 * 3 * 32 * 32).map((_, i) => Math.sin(i)), [2, 3, 32, 32]);
+  m.call(xi);
+  const q = convert(m);
+  const c = compileModel(q, { inputShape: [3, 32, 32], maxBatch: 2 });
+  expect(Array.from(c.runSync(xi).data)).toEqual(Array.from((q.call(xi) as Tensor).data));
+});
