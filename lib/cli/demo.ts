@@ -14,7 +14,7 @@ import { convert } from '../quantization/convert';
 import { prepare } from '../quantization/quantize';
 import { dataLoader } from '../data/datasets';
 import { loadFloatModel, qconfigByName } from '../workflow';
-import { positiveInt, selectBackend } from './options';
+import { positiveInt, runnerFor, selectBackend } from './options';
 import { progressBar } from './progress';
 
 /** The shipped default model and data. */
@@ -34,10 +34,10 @@ interface DemoArgs {
   json?: boolean;
 }
 
-function evalWithBar(label: string, model: Module, ds: FashionMnist, bs: number, limit: number | undefined, quiet: boolean): EvalResult {
+function evalWithBar(label: string, model: Module, ds: FashionMnist, bs: number, limit: number | undefined, quiet: boolean, backend: string): EvalResult {
   const total = Math.min(ds.length, limit ?? ds.length);
   const bar = progressBar(label, total, quiet);
-  const r = evaluate(model, ds, { batchSize: bs, limit, onProgress: (d) => bar.update(d) });
+  const r = evaluate(runnerFor(model, ds.sampleShape, backend, bs), ds, { batchSize: bs, limit, onProgress: (d) => bar.update(d) });
   bar.stop();
   return r;
 }
@@ -72,7 +72,7 @@ export function runDemo(a: DemoArgs, log: (s: string) => void = console.log): Re
   const floatMB = fs.statSync(a.weights).size / 1e6;
   say('Size of baseline model');
   say(`Size (MB): ${floatMB.toFixed(6)}`);
-  const fp = evalWithBar('float eval', floatModel, test, evalBs, limit, quiet);
+  const fp = evalWithBar('float eval', floatModel, test, evalBs, limit, quiet, a.backend);
   say(`Evaluation accuracy on ${fp.count} images, ${fp.top1.toFixed(2)}  (fp32)\n`);
 
   const runConfig = (name: 'default' | 'fbgemm', verbose: boolean) => {
@@ -94,7 +94,7 @@ export function runDemo(a: DemoArgs, log: (s: string) => void = console.log): Re
     }
     const bytes = encodeQuantizedModel(q, { architecture: SPEC, qconfig: String(model.qconfig) }).length;
     if (verbose) say(`Size of model after quantization\nSize (MB): ${(bytes / 1e6).toFixed(6)}`);
-    const r = evalWithBar(`${name} int8 eval`, q, test, evalBs, limit, quiet);
+    const r = evalWithBar(`${name} int8 eval`, q, test, evalBs, limit, quiet, a.backend);
     say(`Evaluation accuracy on ${r.count} images, ${r.top1.toFixed(2)}  (int8, ${name} qconfig; ${r.tiedMax} images with a tied maximum logit)\n`);
     return { r, bytes };
   };

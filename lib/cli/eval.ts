@@ -7,7 +7,7 @@ import { loadQuantizedModel } from '../io/model-file';
 import { ARCHITECTURES, ArchitectureSpec } from '../models';
 import { Module } from '../nn/module';
 import { loadFloatModel } from '../workflow';
-import { positiveInt, selectBackend } from './options';
+import { positiveInt, runnerFor, selectBackend } from './options';
 import { progressBar } from './progress';
 
 interface EvalArgs {
@@ -57,7 +57,8 @@ export function registerEval(p: Command): void {
       const limit = a.limit !== undefined ? positiveInt('--limit', a.limit) : undefined;
       const total = Math.min(ds.length, limit ?? ds.length);
       const bar = progressBar('evaluating', total, a.json);
-      const r = evaluate(model, ds, { batchSize: positiveInt('--batch-size', a.batchSize), limit, keepLogits: !!a.saveLogits, onProgress: (d) => bar.update(d) });
+      const bs = positiveInt('--batch-size', a.batchSize);
+      const r = evaluate(runnerFor(model, ds.sampleShape, a.backend, bs), ds, { batchSize: bs, limit, keepLogits: !!a.saveLogits, onProgress: (d) => bar.update(d) });
       bar.stop();
       if (a.saveLogits && r.logits) fs.writeFileSync(a.saveLogits, Buffer.from(r.logits.buffer, r.logits.byteOffset, r.logits.byteLength));
       if (a.json) console.log(JSON.stringify({ top1: r.top1, top5: r.top5, count: r.count, tied_max: r.tiedMax }));

@@ -2,6 +2,11 @@
 import { setFloatKernels } from '../kernels/float-select';
 import { referenceFloatKernels } from '../kernels/reference/float';
 import { setDefaultBackend } from '../kernels/default';
+import type { Classifier } from '../evaluate';
+import { compileModel } from '../inference';
+import { Module } from '../nn/module';
+import { Quantize } from '../nn/quantized';
+import { Tensor } from '../tensor';
 
 /** Parses a positive integer option or throws naming it. */
 export function positiveInt(name: string, v: string): number {
@@ -15,4 +20,15 @@ export function selectBackend(name: string): void {
   if (name !== 'native' && name !== 'reference') throw new Error(`--backend must be 'native' or 'reference', got '${name}'`);
   setDefaultBackend(name);
   if (name === 'reference') setFloatKernels(referenceFloatKernels);
+}
+
+/**
+ * What evaluation calls: a converted model compiled into a native plan when the native backend is
+ * selected (outputs identical to the module forward, see test/plan.test.ts), else the model itself.
+ */
+export function runnerFor(model: Module, sampleShape: number[], backend: string, batchSize: number): Classifier {
+  const quantized = [...model.modules()].some((m) => m instanceof Quantize);
+  if (backend !== 'native' || !quantized) return model;
+  const compiled = compileModel(model, { inputShape: sampleShape, maxBatch: batchSize });
+  return { call: (x: unknown) => compiled.runSync(x as Tensor) };
 }

@@ -16,6 +16,8 @@ export interface Batch {
 export interface Dataset {
   readonly length: number;
   readonly numClasses: number;
+  /** Shape of one image in PyTorch order, e.g. [3, 28, 28]. */
+  readonly sampleShape: number[];
   /** Images and labels [start, start + count). */
   batch(start: number, count: number): Batch;
 }
@@ -53,6 +55,10 @@ export class FashionMnist implements Dataset {
     const mean = fround(preprocess.mean), std = fround(preprocess.std);
     this.lut = new Float32Array(256);
     for (let v = 0; v < 256; v++) this.lut[v] = fround(fround(fround(v / 255) - mean) / std);
+  }
+
+  get sampleShape(): number[] {
+    return [this.preprocess.channels, this.height, this.width];
   }
 
   batch(start: number, count: number): Batch {
