@@ -158,7 +158,7 @@ extern "C" void ptq_conv2d_f32(const ptq_conv2d_f32_plan* plan, const float* x, 
     for (size_t grp = 0; grp < groups; grp++) {
       wg.packed_b = plan->packed_b + grp * panel;
       wg.bias = plan->bias ? plan->bias + grp * round_up(n, PTQ_SGEMM_NR) : NULL;
-      const ptq_sgemm_io io{x + grp * cpg, cin, y + grp * n, cout, relu};
+      const ptq_sgemm_io io{x + grp * cpg, cin, y + grp * n, cout, relu, 1};  // 1x1: bias first (oneDNN)
       plan->gemm(&wg, &io, p_begin, p_end, 0, nb);
     }
     return;
@@ -170,7 +170,7 @@ extern "C" void ptq_conv2d_f32(const ptq_conv2d_f32_plan* plan, const float* x, 
       im2col(g, x, h, w, oh, ow, p0, rows, grp, scratch);
       wg.packed_b = plan->packed_b + grp * panel;
       wg.bias = plan->bias ? plan->bias + grp * round_up(n, PTQ_SGEMM_NR) : NULL;
-      const ptq_sgemm_io io{scratch, k, y + p0 * cout + grp * n, cout, relu};
+      const ptq_sgemm_io io{scratch, k, y + p0 * cout + grp * n, cout, relu, 0};  // im2col: bias last
       plan->gemm(&wg, &io, 0, rows, 0, nb);
     }
   }

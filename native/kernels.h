@@ -100,7 +100,15 @@ typedef struct {
   float* c;        // [m][ldc], must not overlap a
   size_t ldc;
   int relu;
+  // Summation order (matches oneDNN's fp32 convs in PyTorch 1.13, so calibration sees the same
+  // activations bit for bit): the k range is cut into chunks of PTQ_SGEMM_KC; each chunk is an FMA
+  // chain in k order starting from 0, except that with bias_first the first chunk starts from the
+  // bias; chunk sums are added to the running total in order; without bias_first the bias is
+  // added after the last chunk. 1x1 convs and linears use bias_first, im2col convs do not.
+  int bias_first;
 } ptq_sgemm_io;
+
+#define PTQ_SGEMM_KC 256
 
 // Computes rows [m_begin, m_end) and 16-column blocks [nb_begin, nb_end) of C. Reentrant (no
 // state), so disjoint ranges may run on different threads.

@@ -229,7 +229,7 @@ describe('float32 semantics', () => {
       expect(Object.is(got[3], -0)).toBe(Object.is(want[3], -0));
     }
   });
-  test('1e8 + 1 - 1e8 style cancellation: bias last, like PyTorch', () => {
+  test('1e8 + 1 - 1e8 style cancellation: the documented summation order (bias first for linear)', () => {
     const wt = new Float32Array([1, 1]);
     const x = new Float32Array([1e8, 1]);
     for (const isa of ISAS) {

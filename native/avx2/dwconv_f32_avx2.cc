@@ -60,8 +60,12 @@ inline size_t block_width(const Row& r, size_t cb) {
   return r.c - cb < kLanes ? r.c - cb : kLanes;
 }
 
-inline __m256 finish(const Row& r, __m256 acc, size_t cb) {
-  if (r.bias) acc = _mm256_add_ps(acc, _mm256_loadu_ps(r.bias + cb));  // padded, + slack
+// FMA chains start from the bias (oneDNN's order in PyTorch 1.13, see the avx512 file).
+inline __m256 init(const Row& r, size_t cb) {
+  return r.bias ? _mm256_loadu_ps(r.bias + cb) : _mm256_setzero_ps();  // padded, + slack
+}
+
+inline __m256 finish(const Row& r, __m256 acc, size_t) {
   if (r.relu) acc = _mm256_max_ps(_mm256_setzero_ps(), acc);        // NaN and -0 pass through
   return acc;
 }
@@ -87,7 +91,7 @@ void pixel_channels(const Row& r, size_t ox, ptrdiff_t ix0, size_t kx0, size_t k
 #pragma GCC unroll 4
     for (size_t q = 0; q < 4; q++) {
       blk[q] = block(q < nq ? (left - q * kLanes < kLanes ? left - q * kLanes : kLanes) : kLanes);
-      acc[q] = _mm256_setzero_ps();
+      acc[q] = init(r, cb + q * kLanes);
     }
     for (size_t ky = r.ky0; ky < r.ky1; ky++) {
       const float* xr = r.x + static_cast<size_t>(r.iy0 + static_cast<ptrdiff_t>(ky * r.dh)) * r.w * r.c + cb;
@@ -120,7 +124,7 @@ void pixels4(const Row& r, size_t ox) {
   for (size_t cb = 0, width; cb < r.c; cb += width) {
     width = block_width(r, cb);
     const Block blk = block(width);
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    __m256 a0 = init(r, cb), a1 = a0, a2 = a0, a3 = a0;
     for (size_t ky = r.ky0; ky < r.ky1; ky++) {
       const float* xr = r.x + static_cast<size_t>(r.iy0 + static_cast<ptrdiff_t>(ky * r.dh)) * r.w * r.c + ix0 * r.c + cb;
       const float* wr = r.wt + ky * r.kw * r.cp + cb;
@@ -156,7 +160,7 @@ size_t group3x3(const Row& r, size_t lo, size_t hi, size_t cb, size_t width, con
   for (; ox + kQ <= hi; ox += kQ) {
     __m256 acc[kQ];
 #pragma GCC unroll 4
-    for (int j = 0; j < kQ; j++) acc[j] = _mm256_setzero_ps();
+    for (int j = 0; j < kQ; j++) acc[j] = init(r, cb);
     const float* xp = x0 + (ox * S - r.pw) * r.c;
 #pragma GCC unroll 3
     for (int ky = 0; ky < 3; ky++) {

@@ -11,7 +11,7 @@ namespace {
 
 constexpr size_t kNR = PTQ_SGEMM_NR;
 constexpr int kMR = 6;
-constexpr size_t kKC = 256;
+constexpr size_t kKC = PTQ_SGEMM_KC;
 constexpr size_t kMC = 144;
 
 alignas(64) const int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -30,8 +30,10 @@ struct TileArgs {
   size_t ldc;
   const float* bias;  // at the first column, or NULL
   size_t cols;        // valid columns of the block, 1..16
-  bool accumulate;
-  bool finish;
+  bool accumulate;      // a later chunk: add this chunk's sum (from zero) to C
+  bool bias_init;       // first chunk of a bias_first GEMM: the chain starts from the bias
+  bool bias_init_gemm;  // the GEMM is bias_first (no bias at the end)
+  bool finish;          // last chunk: bias (unless bias_first), ReLU
   bool relu;
 };
 
@@ -40,12 +42,12 @@ void tile(const TileArgs& t) {
   __m256 acc[MR][2];
   const bool full = t.cols == kNR;
   const __m256i m0 = lane_mask(t.cols >= 8 ? 8 : t.cols), m1 = lane_mask(t.cols > 8 ? t.cols - 8 : 0);
-  if (t.accumulate) {
+  if (t.bias_init && t.bias) {
+    const __m256 bias0 = _mm256_loadu_ps(t.bias), bias1 = _mm256_loadu_ps(t.bias + 8);  // padded
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
-      const float* c = t.c + r * t.ldc;
-      acc[r][0] = full ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, m0);
-      acc[r][1] = full ? _mm256_loadu_ps(c + 8) : _mm256_maskload_ps(c + 8, m1);
+      acc[r][0] = bias0;
+      acc[r][1] = bias1;
     }
   } else {
 #pragma GCC unroll 8
@@ -62,8 +64,16 @@ void tile(const TileArgs& t) {
       acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
     }
   }
+  if (t.accumulate) {
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+      const float* c = t.c + r * t.ldc;
+      acc[r][0] = _mm256_add_ps(full ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, m0), acc[r][0]);
+      acc[r][1] = _mm256_add_ps(full ? _mm256_loadu_ps(c + 8) : _mm256_maskload_ps(c + 8, m1), acc[r][1]);
+    }
+  }
   if (t.finish) {
-    if (t.bias) {
+    if (t.bias && !t.bias_init_gemm) {
       const __m256 bias0 = _mm256_loadu_ps(t.bias), bias1 = _mm256_loadu_ps(t.bias + 8);  // padded
 #pragma GCC unroll 8
       for (int r = 0; r < MR; r++) {
@@ -103,14 +113,16 @@ extern "C" void ptq_sgemm_f32_avx2(const ptq_sgemm_weights* w, const ptq_sgemm_i
                                    size_t m_begin, size_t m_end, size_t nb_begin, size_t nb_end) {
   const size_t k = w->k, n = w->n;
   if (m_begin >= m_end || nb_begin >= nb_end || k == 0) return;
-  const size_t chunks = (k + kKC - 1) / kKC, kstep = (k + chunks - 1) / chunks;
+  const size_t kstep = kKC;
   TileArgs t;
+  t.bias_init_gemm = io->bias_first != 0;
   t.lda = io->lda;
   t.ldc = io->ldc;
   t.relu = io->relu != 0;
   for (size_t k0 = 0; k0 < k; k0 += t.kc) {
     t.kc = k - k0 < kstep ? k - k0 : kstep;
     t.accumulate = k0 != 0;
+    t.bias_init = k0 == 0 && t.bias_init_gemm;
     t.finish = k0 + t.kc == k;
     for (size_t m0 = m_begin; m0 < m_end; m0 += kMC) {
       const size_t m1 = m_end - m0 < kMC ? m_end : m0 + kMC;

@@ -7,7 +7,8 @@
 //   each input pixel of a kernel row loaded once and fed to every (output, tap) pair using it.
 // - Other interior pixels go 4 at a time sharing each weight load; border pixels (and rows) sum
 //   only their valid taps, 4 channel blocks at a time.
-// Each output sums its valid taps in (ky, kx) order, then adds the bias, as the reference does.
+// Each output is an FMA chain over its valid taps in (ky, kx) order starting from the bias, the
+// order oneDNN's depthwise conv uses in PyTorch 1.13 (so calibration sees identical activations).
 // Compiled with the avx512vnni level's flags only; internal linkage but for the extern "C" entry.
 #include <immintrin.h>
 #include <stddef.h>
@@ -43,8 +44,11 @@ inline size_t block_width(const Row& r, size_t cb) {
   return r.c - cb < kLanes ? r.c - cb : kLanes;
 }
 
-inline __m512 finish(const Row& r, __m512 acc, size_t cb) {
-  if (r.bias) acc = _mm512_add_ps(acc, _mm512_loadu_ps(r.bias + cb));  // padded, + slack
+inline __m512 init(const Row& r, size_t cb) {
+  return r.bias ? _mm512_loadu_ps(r.bias + cb) : _mm512_setzero_ps();  // padded, + slack
+}
+
+inline __m512 finish(const Row& r, __m512 acc, size_t) {
   if (r.relu) acc = _mm512_max_ps(_mm512_setzero_ps(), acc);        // NaN and -0 pass through
   return acc;
 }
@@ -70,7 +74,7 @@ void pixel_channels(const Row& r, size_t ox, ptrdiff_t ix0, size_t kx0, size_t k
 #pragma GCC unroll 4
     for (size_t q = 0; q < 4; q++) {
       m[q] = q < nq ? lane_mask(left - q * kLanes) : 0;
-      acc[q] = _mm512_setzero_ps();
+      acc[q] = init(r, cb + q * kLanes);
     }
     for (size_t ky = r.ky0; ky < r.ky1; ky++) {
       const float* xr = r.x + static_cast<size_t>(r.iy0 + static_cast<ptrdiff_t>(ky * r.dh)) * r.w * r.c + cb;
@@ -105,7 +109,7 @@ void pixels4(const Row& r, size_t ox) {
   for (size_t cb = 0, width; cb < r.c; cb += width) {
     width = block_width(r, cb);
     const __mmask16 m = lane_mask(width);
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    __m512 a0 = init(r, cb), a1 = a0, a2 = a0, a3 = a0;
     for (size_t ky = r.ky0; ky < r.ky1; ky++) {
       const float* xr = r.x + static_cast<size_t>(r.iy0 + static_cast<ptrdiff_t>(ky * r.dh)) * r.w * r.c + ix0 * r.c + cb;
       const float* wr = r.wt + ky * r.kw * r.cp + cb;
@@ -140,7 +144,7 @@ size_t group3x3(const Row& r, size_t lo, size_t hi, size_t cb, size_t width, con
   for (; ox + Q <= hi; ox += Q) {
     __m512 acc[Q];
 #pragma GCC unroll 8
-    for (int j = 0; j < Q; j++) acc[j] = _mm512_setzero_ps();
+    for (int j = 0; j < Q; j++) acc[j] = init(r, cb);
     const float* xp = x0 + (ox * S - r.pw) * r.c;
 #pragma GCC unroll 3
     for (int ky = 0; ky < 3; ky++) {

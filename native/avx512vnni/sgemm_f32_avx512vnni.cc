@@ -13,7 +13,7 @@ namespace {
 
 constexpr size_t kNR = PTQ_SGEMM_NR;
 constexpr int kMR = 12;
-constexpr size_t kKC = 256;
+constexpr size_t kKC = PTQ_SGEMM_KC;
 constexpr size_t kMC = 144;
 
 inline __mmask16 col_mask(size_t cols) {
@@ -30,20 +30,23 @@ struct TileArgs {
   size_t ldc;
   const float* bias;   // at the first column, or NULL
   __mmask16 last_mask; // valid columns of the last block
-  bool accumulate;     // start from C (a later chunk) instead of zero
-  bool finish;         // last chunk: add bias, ReLU
+  bool accumulate;     // a later chunk: add this chunk's sum (from zero) to C
+  bool bias_init;      // first chunk of a bias_first GEMM: the chain starts from the bias
+  bool bias_init_gemm; // the GEMM is bias_first (no bias at the end)
+  bool finish;         // last chunk: bias (unless bias_init), ReLU
   bool relu;
 };
 
 template <int MR, int NBK>
 void tile(const TileArgs& t) {
   __m512 acc[MR][NBK];
-  if (t.accumulate) {
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; r++)
+  if (t.bias_init && t.bias) {
 #pragma GCC unroll 2
-      for (int q = 0; q < NBK; q++)
-        acc[r][q] = _mm512_maskz_loadu_ps(q == NBK - 1 ? t.last_mask : 0xFFFF, t.c + r * t.ldc + q * kNR);
+    for (int q = 0; q < NBK; q++) {
+      const __m512 bias = _mm512_loadu_ps(t.bias + q * kNR);  // padded to 16
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; r++) acc[r][q] = bias;
+    }
   } else {
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++)
@@ -63,8 +66,15 @@ void tile(const TileArgs& t) {
       for (int q = 0; q < NBK; q++) acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
     }
   }
+  if (t.accumulate) {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 2
+      for (int q = 0; q < NBK; q++)
+        acc[r][q] = _mm512_add_ps(_mm512_maskz_loadu_ps(q == NBK - 1 ? t.last_mask : 0xFFFF, t.c + r * t.ldc + q * kNR), acc[r][q]);
+  }
   if (t.finish) {
-    if (t.bias) {
+    if (t.bias && !t.bias_init_gemm) {
 #pragma GCC unroll 2
       for (int q = 0; q < NBK; q++) {
         const __m512 bias = _mm512_loadu_ps(t.bias + q * kNR);  // padded to 16
@@ -103,8 +113,9 @@ extern "C" void ptq_sgemm_f32_avx512vnni(const ptq_sgemm_weights* w, const ptq_s
                                          size_t nb_end) {
   const size_t k = w->k, n = w->n;
   if (m_begin >= m_end || nb_begin >= nb_end || k == 0) return;
-  const size_t chunks = (k + kKC - 1) / kKC, kstep = (k + chunks - 1) / chunks;
+  const size_t kstep = kKC;
   TileArgs t;
+  t.bias_init_gemm = io->bias_first != 0;
   t.lda = io->lda;
   t.ldc = io->ldc;
   t.bstride = k * kNR;
@@ -112,6 +123,7 @@ extern "C" void ptq_sgemm_f32_avx512vnni(const ptq_sgemm_weights* w, const ptq_s
   for (size_t k0 = 0; k0 < k; k0 += t.kc) {
     t.kc = k - k0 < kstep ? k - k0 : kstep;
     t.accumulate = k0 != 0;
+    t.bias_init = k0 == 0 && t.bias_init_gemm;
     t.finish = k0 + t.kc == k;
     for (size_t m0 = m_begin; m0 < m_end; m0 += kMC) {
       const size_t m1 = m_end - m0 < kMC ? m_end : m0 + kMC;

@@ -1,5 +1,6 @@
 // Portable depthwise float32 conv, direct NHWC (baseline flags, no FMA contraction): each output
 // sums its valid taps in (ky, kx) order, then adds the bias, like the TS reference.
+#include <math.h>
 #include <stddef.h>
 
 #include "../kernels.h"
@@ -24,7 +25,7 @@ extern "C" void ptq_dwconv_f32_scalar(const ptq_dwconv_weights* w, const ptq_dwc
       for (size_t c0 = 0; c0 < c; c0 += kChunk) {
         const size_t cn = c - c0 < kChunk ? c - c0 : kChunk;
         float acc[kChunk];
-        for (size_t j = 0; j < kChunk; j++) acc[j] = 0.0f;
+        for (size_t j = 0; j < kChunk; j++) acc[j] = w->bias && j < cn ? w->bias[c0 + j] : 0.0f;
         for (size_t ky = 0; ky < kh; ky++) {
           const ptrdiff_t iy = iy0 + static_cast<ptrdiff_t>(ky * w->dilation_h);
           if (iy < 0 || iy >= static_cast<ptrdiff_t>(h)) continue;
@@ -33,13 +34,12 @@ extern "C" void ptq_dwconv_f32_scalar(const ptq_dwconv_weights* w, const ptq_dwc
             if (ix < 0 || ix >= static_cast<ptrdiff_t>(wd)) continue;
             const float* xp = xb + (static_cast<size_t>(iy) * wd + static_cast<size_t>(ix)) * c + c0;
             const float* wp = w->packed_w + (ky * kw + kx) * cp + c0;
-            for (size_t j = 0; j < cn; j++) acc[j] += xp[j] * wp[j];
+            for (size_t j = 0; j < cn; j++) acc[j] = fmaf(xp[j], wp[j], acc[j]);
           }
         }
         float* yp = yr + ox * c + c0;
         for (size_t j = 0; j < cn; j++) {
-          float v = acc[j];
-          if (w->bias) v += w->bias[c0 + j];
+          const float v = acc[j];
           yp[j] = io->relu && v < 0.0f ? 0.0f : v;
         }
       }

@@ -1,8 +1,24 @@
-// Reference float32 conv2d / linear over NHWC activations: plain loops, float32 accumulation in
-// PyTorch's natural order (bias last). The cross-check for the native float kernels.
+// Reference float32 conv2d / linear over NHWC activations: plain loops in the summation order of
+// the native kernels (native/kernels.h), which is oneDNN's in PyTorch 1.13: multiply-add chains
+// in chunks of 256 along the reduction, starting from the bias for 1x1 convs, linears and
+// depthwise convs; im2col convs sum in (ky, kx, ic) order and add the bias last. Each step is
+// fround(x * w + acc) in double, a fused multiply-add except in rare double-rounding cases, so
+// the native kernels agree to float32 rounding (bit for bit in all but those cases).
 import { Conv2dGeometry, convOutSize, FloatKernels, PackedConv2dF32, PackedLinearF32 } from '../float';
 
 const fround = Math.fround;
+const KC = 256;
+
+/** sum_k x[k] * w[k] in 256-long chunks; the first chain starts from `init`. */
+function chunkedDot(n: number, xAt: (k: number) => number, wAt: (k: number) => number, init: number): number {
+  let total = 0;
+  for (let k0 = 0; k0 < n; k0 += KC) {
+    let acc = k0 === 0 ? init : 0;
+    for (let k = k0; k < Math.min(n, k0 + KC); k++) acc = fround(xAt(k) * wAt(k) + acc);
+    total = k0 === 0 ? acc : fround(total + acc);
+  }
+  return total;
+}
 
 class RefConv implements PackedConv2dF32 {
   constructor(readonly geometry: Conv2dGeometry, readonly weight: Float32Array, readonly bias: Float32Array | null) {}
@@ -29,19 +45,23 @@ export const referenceFloatKernels: FloatKernels = {
         for (let ox = 0; ox < ow; ox++)
           for (let oc = 0; oc < cout; oc++) {
             const grp = Math.floor(oc / opg);
-            let acc = 0;
-            for (let ky = 0; ky < g.kernelH; ky++) {
-              const iy = oy * g.strideH - g.padH + ky * g.dilationH;
-              if (iy < 0 || iy >= h) continue;
-              for (let kx = 0; kx < g.kernelW; kx++) {
-                const ix = ox * g.strideW - g.padW + kx * g.dilationW;
-                if (ix < 0 || ix >= w) continue;
-                const xo = ((b0 * h + iy) * w + ix) * cin + grp * cpg;
-                const wo = ((oc * cpg) * g.kernelH + ky) * g.kernelW + kx;
-                for (let ic = 0; ic < cpg; ic++) acc = fround(acc + fround(x[xo + ic] * wt[wo + ic * g.kernelH * g.kernelW]));
-              }
-            }
-            if (b) acc = fround(acc + b[oc]);
+            const c0 = grp * cpg;
+            const kh = g.kernelH, kw = g.kernelW;
+            const depthwise = g.groups === cin && cin === cout;
+            const pointwise = kh === 1 && kw === 1 && g.strideH === 1 && g.strideW === 1 && g.padH === 0 && g.padW === 0;
+            // Taps in (ky, kx, ic) order; padding reads 0.
+            const xAt = (t: number) => {
+              const ic = t % cpg, kx = Math.floor(t / cpg) % kw, ky = Math.floor(t / (cpg * kw));
+              const iy = oy * g.strideH - g.padH + ky * g.dilationH, ix = ox * g.strideW - g.padW + kx * g.dilationW;
+              return iy < 0 || iy >= h || ix < 0 || ix >= w ? 0 : x[((b0 * h + iy) * w + ix) * cin + c0 + ic];
+            };
+            const wAt = (t: number) => {
+              const ic = t % cpg, kx = Math.floor(t / cpg) % kw, ky = Math.floor(t / (cpg * kw));
+              return wt[((oc * cpg + ic) * kh + ky) * kw + kx];
+            };
+            const biasFirst = depthwise || pointwise;
+            let acc = chunkedDot(cpg * kh * kw, xAt, wAt, biasFirst && b ? b[oc] : 0);
+            if (b && !biasFirst) acc = fround(acc + b[oc]);
             y[((b0 * oh + oy) * ow + ox) * cout + oc] = relu && acc < 0 ? 0 : acc;
           }
   },
@@ -53,9 +73,7 @@ export const referenceFloatKernels: FloatKernels = {
     const k = r.inFeatures, nOut = r.outFeatures;
     for (let i = 0; i < m; i++)
       for (let j = 0; j < nOut; j++) {
-        let acc = 0;
-        for (let kk = 0; kk < k; kk++) acc = fround(acc + fround(x[i * k + kk] * r.weight[j * k + kk]));
-        if (r.bias) acc = fround(acc + r.bias[j]);
+        const acc = chunkedDot(k, (kk) => x[i * k + kk], (kk) => r.weight[j * k + kk], r.bias ? r.bias[j] : 0);
         y[i * nOut + j] = relu && acc < 0 ? 0 : acc;
       }
   },
