@@ -31,7 +31,7 @@ export interface PlanOp {
 
 export interface Binding {
   /** Compiles ops over slots (bytes per sample) into a plan with an arena for maxBatch samples. */
-  planCreate(ops: PlanOp[], slotBytes: number[], maxBatch: number, inFloats: number, outFloats: number): PlanHandle;
+  planCreate(ops: PlanOp[], slotBytes: number[], maxBatch: number, inFloats: number, outFloats: number, isa: IsaName): PlanHandle;
   /** Runs a plan on n samples on the calling thread (threads 0 = the whole pool). */
   planRunSync(plan: PlanHandle, input: Float32Array, n: number, output: Float32Array, threads: number): void;
   /** Runs a plan on a worker thread; input and output must not be touched until it settles. */
@@ -49,13 +49,16 @@ export interface Binding {
   ): QConv2dPacked;
   /** Quantized conv2d over NHWC quint8 x [n][h][w][cin] into y [n][oh][ow][cout]. */
   qconv2d(packed: QConv2dPacked, x: Uint8Array, n: number, h: number, w: number, y: Uint8Array): void;
-  /** quint8 = clamp(zp + rne(x * (1/scale))). */
-  quantize(x: Float32Array, y: Uint8Array, scale: number, zeroPoint: number): void;
-  /** float32 = (q - zp) * scale. */
-  dequantize(x: Uint8Array, y: Float32Array, scale: number, zeroPoint: number): void;
-  /** Quantized add / add_relu (PyTorch's dequantize-add-quantize in float32). */
+  /**
+   * quint8 = clamp(zp + rne(x * (1/scale))). `isa` picks the kernel (bit-exact on every level);
+   * omitted: the best level, or PTQ_ISA's, capped to what the CPU supports.
+   */
+  quantize(x: Float32Array, y: Uint8Array, scale: number, zeroPoint: number, isa?: IsaName): void;
+  /** float32 = (q - zp) * scale. `isa` as for quantize. */
+  dequantize(x: Uint8Array, y: Float32Array, scale: number, zeroPoint: number, isa?: IsaName): void;
+  /** Quantized add / add_relu (PyTorch's dequantize-add-quantize in float32). `isa` as for quantize. */
   qadd(a: Uint8Array, b: Uint8Array, y: Uint8Array, aScale: number, aZeroPoint: number, bScale: number, bZeroPoint: number,
-    outScale: number, outZeroPoint: number, relu: boolean): void;
+    outScale: number, outZeroPoint: number, relu: boolean, isa?: IsaName): void;
   /** Mean over hw of NHWC [n][hw][c] into [n][c] with the same qparams. */
   qmeanHW(x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, scale: number, zeroPoint: number): void;
   /** min, max and NaN flag (1/0) of x[start, end), scanned in the observers' order. */

@@ -95,6 +95,6 @@ export function compileModel(model: Module, o: CompileOptions): CompiledModel {
   const y = withBackendOverride(tracer, () => model.call(x)) as Tensor;
   if (!(y instanceof Tensor)) throw new Error('compileModel: the model must return a float Tensor (end with DeQuantStub)');
   const traced = tracer.finish(x.data, y.data, o.inputShape);
-  const plan = loadNative().binding.planCreate(traced.ops, traced.slotBytes, maxBatch, traced.inFloats, traced.outFloats);
+  const plan = loadNative().binding.planCreate(traced.ops, traced.slotBytes, maxBatch, traced.inFloats, traced.outFloats, loadNative().isa);
   return new CompiledModel(plan, [...o.inputShape], y.shape.slice(1), maxBatch, threads);
 }

@@ -384,7 +384,7 @@ Napi::Value F32Linear(const Napi::CallbackInfo& info) {
   float* y = ArgF32Exact(info, 3, "y", static_cast<double>(m) * n);
   CheckNoOverlap(env, x, m * k, y, m * n);
   if (m == 0) return env.Undefined();
-  const ptq_sgemm_io io{x, k, y, n, relu ? 1 : 0};
+  const ptq_sgemm_io io{x, k, y, n, relu ? 1 : 0, 1};  // linear: bias first (checked against torch)
   p->gemm(&p->linear, &io, 0, m, 0, (n + PTQ_SGEMM_NR - 1) / PTQ_SGEMM_NR);
   return env.Undefined();
 }

@@ -95,32 +95,43 @@ Napi::Value QConv2d(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// quantize(x Float32Array, y Uint8Array, scale, zp)
+// Optional trailing isa argument of the element-wise functions: absent or undefined = DefaultIsa()
+// (the best level, or PTQ_ISA's); otherwise a level this CPU supports.
+ptq_isa OptIsa(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || info[i].IsUndefined()) return DefaultIsa();
+  return ArgIsa(info, i);
+}
+
+// quantize(x Float32Array, y Uint8Array, scale, zp, isa?)
 Napi::Value Quantize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 4) ThrowType(env, "quantize expects 4 arguments");
+  if (info.Length() != 4 && info.Length() != 5) ThrowType(env, "quantize expects 4 or 5 arguments");
   auto x = ArgArray<float>(info, 0, "x", napi_float32_array, "Float32Array");
   auto y = ArgArray<uint8_t>(info, 1, "y", napi_uint8_array, "Uint8Array");
   if (x.ElementLength() != y.ElementLength()) ThrowRange(env, "x and y must have the same length");
-  ptq_quantize_f32_u8_scalar(x.Data(), y.Data(), 0, x.ElementLength(), ArgScale(info, 2, "scale"), ArgInt(info, 3, "zeroPoint", 0, 255));
+  const float scale = ArgScale(info, 2, "scale");
+  const int32_t zp = ArgInt(info, 3, "zeroPoint", 0, 255);
+  QuantizeKernel(OptIsa(info, 4))(x.Data(), y.Data(), 0, x.ElementLength(), scale, zp);
   return env.Undefined();
 }
 
-// dequantize(x Uint8Array, y Float32Array, scale, zp)
+// dequantize(x Uint8Array, y Float32Array, scale, zp, isa?)
 Napi::Value Dequantize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 4) ThrowType(env, "dequantize expects 4 arguments");
+  if (info.Length() != 4 && info.Length() != 5) ThrowType(env, "dequantize expects 4 or 5 arguments");
   auto x = ArgArray<uint8_t>(info, 0, "x", napi_uint8_array, "Uint8Array");
   auto y = ArgArray<float>(info, 1, "y", napi_float32_array, "Float32Array");
   if (x.ElementLength() != y.ElementLength()) ThrowRange(env, "x and y must have the same length");
-  ptq_dequantize_u8_f32_scalar(x.Data(), y.Data(), 0, x.ElementLength(), ArgScale(info, 2, "scale"), ArgInt(info, 3, "zeroPoint", 0, 255));
+  const float scale = ArgScale(info, 2, "scale");
+  const int32_t zp = ArgInt(info, 3, "zeroPoint", 0, 255);
+  DequantizeKernel(OptIsa(info, 4))(x.Data(), y.Data(), 0, x.ElementLength(), scale, zp);
   return env.Undefined();
 }
 
-// qadd(a, b, y, aScale, aZp, bScale, bZp, outScale, outZp, relu)
+// qadd(a, b, y, aScale, aZp, bScale, bZp, outScale, outZp, relu, isa?)
 Napi::Value QAdd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 10) ThrowType(env, "qadd expects 10 arguments");
+  if (info.Length() != 10 && info.Length() != 11) ThrowType(env, "qadd expects 10 or 11 arguments");
   auto a = ArgArray<uint8_t>(info, 0, "a", napi_uint8_array, "Uint8Array");
   auto b = ArgArray<uint8_t>(info, 1, "b", napi_uint8_array, "Uint8Array");
   auto y = ArgArray<uint8_t>(info, 2, "y", napi_uint8_array, "Uint8Array");
@@ -128,7 +139,7 @@ Napi::Value QAdd(const Napi::CallbackInfo& info) {
   ptq_qadd_params p{ArgScale(info, 3, "aScale"), ArgScale(info, 5, "bScale"), ArgScale(info, 7, "outScale"),
                     ArgInt(info, 4, "aZeroPoint", 0, 255), ArgInt(info, 6, "bZeroPoint", 0, 255),
                     ArgInt(info, 8, "outZeroPoint", 0, 255), info[9].ToBoolean().Value() ? 1 : 0, y.ElementLength()};
-  ptq_qadd_u8_scalar(a.Data(), b.Data(), y.Data(), 0, y.ElementLength(), &p);
+  QAddKernel(OptIsa(info, 10))(a.Data(), b.Data(), y.Data(), 0, y.ElementLength(), &p);
   return env.Undefined();
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kernels.h"
+#include "qops.h"
 
 namespace ptq {
 
@@ -18,6 +19,16 @@ ptq_sgemm_fn SGemmF32Kernel(ptq_isa isa);
 ptq_dwconv_fn DwConvF32Kernel(ptq_isa isa);
 // The level whose float kernels `isa` runs (avxvnni -> avx2).
 ptq_isa FloatKernelIsa(ptq_isa isa);
+
+// Quantized depthwise conv and element-wise kernels; avxvnni runs the AVX2 versions.
+ptq_qdwconv_fn QDwConvKernel(ptq_isa isa);
+ptq_quantize_fn QuantizeKernel(ptq_isa isa);
+ptq_dequantize_fn DequantizeKernel(ptq_isa isa);
+ptq_qadd_fn QAddKernel(ptq_isa isa);
+// The level for kernels called without one (the element-wise N-API functions): PTQ_ISA when it
+// names a level (read once; capped to the best supported level not above it), else the best
+// level this CPU supports. Never a level the CPU lacks.
+ptq_isa DefaultIsa();
 
 }  // namespace ptq
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "addon_plan.h"
+#include "dispatch.h"
 #include "napi_util.h"
 #include "qconv.h"
 #include "threadpool.h"
@@ -34,6 +35,7 @@ struct Op {
 };
 
 struct Plan {
+  ptq_isa isa = PTQ_ISA_SCALAR;  // level of the element-wise kernels (convs use their packed level)
   std::vector<Op> ops;
   std::vector<size_t> slot_offset, slot_bytes;  // per-sample bytes; offsets in the arena for max_batch
   size_t max_batch = 1, in_floats = 0, out_floats = 0, arena_bytes = 0;
@@ -67,16 +69,17 @@ void RunOp(const Plan& plan, const Op& op, size_t n, const float* input, float* 
         });
       } else {
         const size_t total = op.count * n, chunks = (total + kElemChunk - 1) / kElemChunk;
+        const ptq_quantize_fn quantize = QuantizeKernel(plan.isa);
         pool.ParallelFor(chunks, threads, [&](size_t t, size_t) {
           const size_t b = t * kElemChunk, e = b + kElemChunk < total ? b + kElemChunk : total;
-          ptq_quantize_f32_u8_scalar(input, y, b, e, op.scale, op.zp);
+          quantize(input, y, b, e, op.scale, op.zp);
         });
       }
       return;
     }
     case OpKind::kDequantize: {
       const uint8_t* x = slot(op.in0);
-      ptq_dequantize_u8_f32_scalar(x, output, 0, op.count * n, op.scale, op.zp);
+      DequantizeKernel(plan.isa)(x, output, 0, op.count * n, op.scale, op.zp);
       return;
     }
     case OpKind::kConv:
@@ -95,9 +98,10 @@ void RunOp(const Plan& plan, const Op& op, size_t n, const float* input, float* 
       const ptq_qadd_params p{op.scale, op.scale_b, op.scale_out, op.zp, op.zp_b, op.zp_out, op.relu, total};
       const uint8_t *a = slot(op.in0), *b = slot(op.in1);
       uint8_t* y = slot(op.out);
+      const ptq_qadd_fn add = QAddKernel(plan.isa);
       pool.ParallelFor(chunks, threads, [&](size_t t, size_t) {
         const size_t s = t * kElemChunk, e = s + kElemChunk < total ? s + kElemChunk : total;
-        ptq_qadd_u8_scalar(a, b, y, s, e, &p);
+        add(a, b, y, s, e, &p);
       });
       return;
     }
@@ -145,11 +149,12 @@ int SlotOf(Napi::Object o, const char* key, Napi::Env env, size_t nslots) {
   return s;
 }
 
-// planCreate(ops, slotBytes number[] (per sample), maxBatch, inFloats, outFloats) -> External<Plan>
+// planCreate(ops, slotBytes number[] (per sample), maxBatch, inFloats, outFloats, isa) -> External<Plan>
 Napi::Value PlanCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 5 || !info[0].IsArray() || !info[1].IsArray()) ThrowType(env, "planCreate(ops, slotBytes, maxBatch, inFloats, outFloats)");
+  if (info.Length() != 6 || !info[0].IsArray() || !info[1].IsArray()) ThrowType(env, "planCreate(ops, slotBytes, maxBatch, inFloats, outFloats, isa)");
   auto plan = std::make_unique<Plan>();
+  plan->isa = ArgIsa(info, 5);
   Napi::Array slots = info[1].As<Napi::Array>();
   plan->max_batch = ArgSize(info, 2, "maxBatch", 1u << 16);
   if (plan->max_batch == 0) ThrowRange(env, "maxBatch must be positive");

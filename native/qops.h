@@ -23,13 +23,27 @@ typedef struct {
   int32_t out_zero_point, out_min, out_max;
 } ptq_qdwconv_params;
 
-// Rows [oy_begin, oy_end) of image b.
+// Rows [oy_begin, oy_end) of image b. Reentrant (no state), so disjoint row ranges may run on
+// different threads. The SIMD kernels rearrange the weights on the stack once per call (~30 KB).
+typedef void (*ptq_qdwconv_fn)(const ptq_qdwconv_params* p, const uint8_t* x, size_t h, size_t w, uint8_t* y,
+                               size_t oh, size_t ow, size_t b, size_t oy_begin, size_t oy_end);
 void ptq_qdwconv_u8s8_scalar(const ptq_qdwconv_params* p, const uint8_t* x, size_t h, size_t w,
                              uint8_t* y, size_t oh, size_t ow, size_t b, size_t oy_begin, size_t oy_end);
+void ptq_qdwconv_u8s8_avx2(const ptq_qdwconv_params* p, const uint8_t* x, size_t h, size_t w,
+                           uint8_t* y, size_t oh, size_t ow, size_t b, size_t oy_begin, size_t oy_end);
+void ptq_qdwconv_u8s8_avx512vnni(const ptq_qdwconv_params* p, const uint8_t* x, size_t h, size_t w,
+                                 uint8_t* y, size_t oh, size_t ow, size_t b, size_t oy_begin, size_t oy_end);
 
 // Element-wise ops, PyTorch 1.13 x86 numerics (numerics.md A.7, A.9), ranges [begin, end).
+// The SIMD versions (avx2 also serves avxvnni) are bit-exact with the scalar ones on any range.
+typedef void (*ptq_quantize_fn)(const float* x, uint8_t* y, size_t begin, size_t end, float scale, int32_t zp);
+typedef void (*ptq_dequantize_fn)(const uint8_t* x, float* y, size_t begin, size_t end, float scale, int32_t zp);
 void ptq_quantize_f32_u8_scalar(const float* x, uint8_t* y, size_t begin, size_t end, float scale, int32_t zp);
+void ptq_quantize_f32_u8_avx2(const float* x, uint8_t* y, size_t begin, size_t end, float scale, int32_t zp);
+void ptq_quantize_f32_u8_avx512vnni(const float* x, uint8_t* y, size_t begin, size_t end, float scale, int32_t zp);
 void ptq_dequantize_u8_f32_scalar(const uint8_t* x, float* y, size_t begin, size_t end, float scale, int32_t zp);
+void ptq_dequantize_u8_f32_avx2(const uint8_t* x, float* y, size_t begin, size_t end, float scale, int32_t zp);
+void ptq_dequantize_u8_f32_avx512vnni(const uint8_t* x, float* y, size_t begin, size_t end, float scale, int32_t zp);
 
 typedef struct {
   float a_scale, b_scale, out_scale;
@@ -37,7 +51,10 @@ typedef struct {
   int32_t relu;
   size_t total;  // elements of the whole tensor (fixes PyTorch's vector/scalar split point)
 } ptq_qadd_params;
+typedef void (*ptq_qadd_fn)(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t begin, size_t end, const ptq_qadd_params* p);
 void ptq_qadd_u8_scalar(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t begin, size_t end, const ptq_qadd_params* p);
+void ptq_qadd_u8_avx2(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t begin, size_t end, const ptq_qadd_params* p);
+void ptq_qadd_u8_avx512vnni(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t begin, size_t end, const ptq_qadd_params* p);
 
 // Mean over the hw positions of NHWC [n][hw][c] into [n][c], same qparams in and out.
 void ptq_qmean_hw_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t hw, size_t c, float scale, int32_t zp);

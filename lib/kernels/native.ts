@@ -197,17 +197,17 @@ export const nativeBackend: Backend = {
     if (!(x instanceof Float32Array)) throw new TypeError('Expected a Float32Array for x');
     if (!(y instanceof Uint8Array)) throw new TypeError('Expected a Uint8Array for y');
     validateQuantizeCall(x, y, scale, zeroPoint);
-    loadNative().binding.quantize(x, y, scale, zeroPoint);
+    loadNative().binding.quantize(x, y, scale, zeroPoint, loadNative().isa);
   },
   dequantize(x: Uint8Array, y: Float32Array, scale: number, zeroPoint: number): void {
     if (!(x instanceof Uint8Array)) throw new TypeError('Expected a Uint8Array for x');
     if (!(y instanceof Float32Array)) throw new TypeError('Expected a Float32Array for y');
     validateQuantizeCall(x, y, scale, zeroPoint);
-    loadNative().binding.dequantize(x, y, scale, zeroPoint);
+    loadNative().binding.dequantize(x, y, scale, zeroPoint, loadNative().isa);
   },
   qadd(a: Uint8Array, b: Uint8Array, y: Uint8Array, p: QAddParams): void {
     validateQAddCall(a, b, y, p);
-    loadNative().binding.qadd(a, b, y, p.aScale, p.aZeroPoint, p.bScale, p.bZeroPoint, p.outScale, p.outZeroPoint, p.relu);
+    loadNative().binding.qadd(a, b, y, p.aScale, p.aZeroPoint, p.bScale, p.bZeroPoint, p.outScale, p.outZeroPoint, p.relu, loadNative().isa);
   },
   qmeanHW(x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, scale: number, zeroPoint: number): void {
     checkInt('hw', hw, 1);
