@@ -52,6 +52,12 @@ export { readIdx, loadFashionMnist } from './io/idx';
 export { FormatError } from './io/types';
 export type { RawTensor, DType } from './io/types';
 export { saveQuantizedModel, loadQuantizedModel, readQuantizedModelFile, encodeQuantizedModel, MODEL_FORMAT } from './io/model-file';
+export { exportOnnx, decodeOnnxModel } from './io/onnx-export';
+export type { OnnxExportOptions } from './io/onnx-export';
+
+// Fast inference (native plans)
+export { compileModel, CompiledModel } from './inference';
+export type { CompileOptions } from './inference';
 
 // Kernels
 export { getBackend, nativeBackend, referenceBackend, loadNative, nativeAvailable, ISA_LEVELS } from './kernels';

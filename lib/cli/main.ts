@@ -4,6 +4,7 @@ import { packageVersion } from '../version';
 import { doctor, formatDoctor } from './doctor';
 import { registerDemo } from './demo';
 import { registerEval } from './eval';
+import { registerExportOnnx } from './export-onnx';
 import { registerInspect } from './inspect';
 import { registerQuantize } from './quantize';
 
@@ -24,6 +25,7 @@ export function program(): Command {
   registerInspect(p);
   registerEval(p);
   registerDemo(p);
+  registerExportOnnx(p);
   return p;
 }
 
