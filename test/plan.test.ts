@@ -64,3 +64,11 @@ test('ResNet-18 (maxpool, adaptive avg pool, add_relu, downsample) compiles and 
   const c = compileModel(q, { inputShape: [3, 32, 32], maxBatch: 2 });
   expect(Array.from(c.runSync(xi).data)).toEqual(Array.from((q.call(xi) as Tensor).data));
 });
+
+test('deepCopy of a converted model runs and equals the original', () => {
+  const { deepCopy } = require('../lib/nn/module') as typeof import('../lib/nn/module');
+  const q = quantizedSmall('default');
+  const y = Array.from((q.call(x) as Tensor).data);
+  const c = deepCopy(q);
+  expect(Array.from((c.call(x) as Tensor).data)).toEqual(y);
+});

@@ -211,6 +211,9 @@ export abstract class Module {
   }
 }
 
+/** Objects with a method under this key decide how deepCopy copies them (caches return a fresh one). */
+export const DEEP_COPY = Symbol('ptq.deepCopy');
+
 /** A deep copy of a module tree (copy.deepcopy): tensors cloned, caches dropped, hooks shared. */
 export function deepCopy<T extends Module>(m: T, memo = new Map<unknown, unknown>()): T {
   const copy = (v: unknown): unknown => {
@@ -222,6 +225,8 @@ export function deepCopy<T extends Module>(m: T, memo = new Map<unknown, unknown
       return t;
     }
     if (ArrayBuffer.isView(v)) return (v as unknown as Float32Array).slice();
+    const hook = (v as { [DEEP_COPY]?: () => unknown })[DEEP_COPY];
+    if (typeof hook === 'function') return hook.call(v);
     if (v instanceof Map) {
       const out = new Map();
       memo.set(v, out);
@@ -237,7 +242,10 @@ export function deepCopy<T extends Module>(m: T, memo = new Map<unknown, unknown
     if (v instanceof Module) {
       const out = Object.create(Object.getPrototypeOf(v)) as Record<string, unknown>;
       memo.set(v, out);
-      for (const [k, x] of Object.entries(v)) out[k] = k === 'packed' ? undefined : copy(x);
+      // Float layers cache packed native weights under 'packed': dropped (repacked on first use)
+      // unless the cache knows how to copy itself.
+      for (const [k, x] of Object.entries(v))
+        out[k] = k === 'packed' && !(x !== null && typeof x === 'object' && DEEP_COPY in x) ? undefined : copy(x);
       return out;
     }
     // Other objects (observers, configs): a field-by-field copy keeping the prototype.

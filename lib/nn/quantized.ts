@@ -2,7 +2,7 @@
 // They hold int8 weights (quantized once), float bias and output qparams, print like PyTorch's,
 // and run on a kernel backend (native or reference) through packed weights made once.
 import { pyFloatRepr } from '../quantization/observer';
-import { Module, pyTuple } from './module';
+import { DEEP_COPY, Module, pyTuple } from './module';
 import { Conv2dGeometry, convOutSize } from '../kernels/float';
 import type { Backend, PackedQConv2d, PackedQGemm } from '../kernels/backend';
 import { getBackend } from '../kernels';
@@ -18,6 +18,23 @@ function backendOf(m: { backendName?: 'native' | 'reference' }): Backend {
 function expectQ(name: string, x: unknown): QTensor {
   if (!(x instanceof QTensor)) throw new TypeError(`${name} expects a quantized tensor (QTensor); is a Quantize (QuantStub) missing before it?`);
   return x;
+}
+
+/** Packed weights cached per backend, ISA level and input qparams: packed once, again only on change. */
+class PackCache<P extends { isa: string }> {
+  private entry?: { backend: Backend; scale: number; zeroPoint: number; p: P };
+  /** deepCopy: a copy starts with an empty cache (packs are cheap to redo, handles are not copied). */
+  [DEEP_COPY](): PackCache<P> {
+    return new PackCache<P>();
+  }
+  /** The cached pack for these keys, or a fresh one from make(). */
+  get(backend: Backend, scale: number, zeroPoint: number, make: () => P): P {
+    const c = this.entry;
+    if (c && c.backend === backend && c.p.isa === backend.isa && c.scale === scale && c.zeroPoint === zeroPoint) return c.p;
+    const p = make();
+    this.entry = { backend, scale, zeroPoint, p };
+    return p;
+  }
 }
 
 /** Output quantization parameters of an activation (quint8, per tensor). */
@@ -94,19 +111,15 @@ export class QuantizedConv2d extends QuantizedModule {
     super(scale, zeroPoint);
   }
   backendName?: 'native' | 'reference';
-  private packed?: { backend: Backend; scale: number; zeroPoint: number; p: PackedQConv2d };
+  private packed = new PackCache<PackedQConv2d>();
 
   /** Packs the weights for a backend and input qparams (once; again only if they change). */
   pack(backend: Backend, inputScale: number, inputZeroPoint: number): PackedQConv2d {
-    const c = this.packed;
-    if (c && c.backend === backend && c.p.isa === backend.isa && c.scale === inputScale && c.zeroPoint === inputZeroPoint) return c.p;
-    const p = backend.packQConv2d({
+    return this.packed.get(backend, inputScale, inputZeroPoint, () => backend.packQConv2d({
       geometry: this.geometry, weight: this.weight.data, weightScale: this.weight.scale, bias: this.bias,
       inputScale, inputZeroPoint, outputScale: this.scale, outputZeroPoint: this.zeroPoint,
       outMin: this.relu ? this.zeroPoint : 0, outMax: 255,
-    });
-    this.packed = { backend, scale: inputScale, zeroPoint: inputZeroPoint, p };
-    return p;
+    }));
   }
 
   forward(input: unknown): QTensor {
@@ -151,19 +164,15 @@ export class QuantizedLinear extends QuantizedModule {
     super(scale, zeroPoint);
   }
   backendName?: 'native' | 'reference';
-  private packed?: { backend: Backend; scale: number; zeroPoint: number; p: PackedQGemm };
+  private packed = new PackCache<PackedQGemm>();
 
   /** Packs the weights for a backend and input qparams (once; again only if they change). */
   pack(backend: Backend, inputScale: number, inputZeroPoint: number): PackedQGemm {
-    const c = this.packed;
-    if (c && c.backend === backend && c.p.isa === backend.isa && c.scale === inputScale && c.zeroPoint === inputZeroPoint) return c.p;
-    const p = backend.packQGemm({
+    return this.packed.get(backend, inputScale, inputZeroPoint, () => backend.packQGemm({
       k: this.inFeatures, n: this.outFeatures, weight: this.weight.data, weightScale: this.weight.scale, bias: this.bias,
       inputScale, inputZeroPoint, outputScale: this.scale, outputZeroPoint: this.zeroPoint,
       outMin: this.relu ? this.zeroPoint : 0, outMax: 255,
-    });
-    this.packed = { backend, scale: inputScale, zeroPoint: inputZeroPoint, p };
-    return p;
+    }));
   }
 
   forward(input: unknown): QTensor {
