@@ -108,3 +108,20 @@ test('Fashion-MNIST preprocessing equals torchvision ToTensor + Normalize bit fo
   expect(b.images.shape).toEqual([2, 3, 28, 28]);
   expect(b.images.data[0]).toBe(b.images.data[28 * 28]); // grey replicated to 3 channels
 });
+
+test('a deep copy of a prepared model calibrates its own observers; convert keeps user hooks', () => {
+  const { deepCopy } = require('../lib/nn/module') as typeof import('../lib/nn/module');
+  const m = smallModel();
+  m.fuseModel();
+  m.qconfig = qconfigByName('default');
+  prepare(m, true);
+  const copy = deepCopy(m);
+  copy.call(rows(x, 0, 4));
+  expect(m.getSubmodule('quant').toString()).toMatch(/min_val=inf/); // original untouched
+  expect(copy.getSubmodule('quant').toString()).not.toMatch(/min_val=inf/);
+  let calls = 0;
+  copy.getSubmodule('dequant').registerForwardHook(() => calls++);
+  const q = convert(copy);
+  q.call(rows(x, 0, 2));
+  expect(calls).toBe(1);
+});

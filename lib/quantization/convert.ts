@@ -9,6 +9,7 @@ import { DeQuantStub, QuantStub } from '../nn/stubs';
 import { Tensor } from '../tensor';
 import { roundHalfEven } from './qparams';
 import { ObserverModule } from './observer-module';
+import { observerHooks } from './quantize';
 
 const fround = Math.fround;
 
@@ -96,7 +97,9 @@ export function convert<T extends Module>(model: T, inplace = false): T {
   for (const x of m.modules()) {
     delete x.qconfig;
     if (x._modules.get('activation_post_process') instanceof ObserverModule) x._modules.delete('activation_post_process');
+    const keep = x._forwardHooks.filter((h) => !observerHooks.has(h));
     x._forwardHooks.length = 0;
+    x._forwardHooks.push(...keep);
   }
   return m;
 }

@@ -3,7 +3,7 @@
 import { BatchNorm2d, Conv2d, Dropout, Linear, ReLU6, Sequential } from '../nn/layers';
 import { FloatFunctional } from '../nn/functional';
 import { FusedModule } from '../nn/intrinsic';
-import { deepCopy, Module } from '../nn/module';
+import { deepCopy, ForwardHook, Module } from '../nn/module';
 import { DeQuantStub, QuantStub } from '../nn/stubs';
 import { Tensor } from '../tensor';
 import { ObserverModule } from './observer-module';
@@ -23,12 +23,20 @@ function needsObservation(m: Module): boolean {
   return m.qconfig !== undefined && m.qconfig !== null;
 }
 
+/** The forward hooks prepare() registered (convert removes these and keeps the user's own). */
+export const observerHooks = new WeakSet<ForwardHook>();
+
 function insertObserver(m: Module): void {
   const obs = new ObserverModule(m.qconfig!.activation());
   m.addModule('activation_post_process', obs);
-  m.registerForwardHook((_mod, _in, out) => {
-    if (out instanceof Tensor) obs.call(out);
-  });
+  // Looks the observer up on the module at call time (like torch's hook), so deep copies of a
+  // prepared model feed their own observers.
+  const hook: ForwardHook = (mod, _in, out) => {
+    const o = mod._modules.get('activation_post_process');
+    if (out instanceof Tensor && o) o.call(out);
+  };
+  observerHooks.add(hook);
+  m.registerForwardHook(hook);
 }
 
 /** _add_observer_: observers on leaves, fused modules and FloatFunctionals (never on DeQuantStub or Dropout). */
