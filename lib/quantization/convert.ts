@@ -82,7 +82,11 @@ function convertChildren(module: Module, prefix: string): void {
     const q = prefix ? `${prefix}.${n}` : n;
     if (!(child instanceof FusedModule)) convertChildren(child, q);
     const swapped = swapModule(child, q);
-    if (swapped !== child) module._modules.set(n, swapped);
+    if (swapped !== child) {
+      // Like torch's swap_module: the user's forward hooks move to the quantized module.
+      for (const h of child._forwardHooks) if (!observerHooks.has(h)) swapped.registerForwardHook(h);
+      module._modules.set(n, swapped);
+    }
   }
 }
 
