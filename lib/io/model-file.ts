@@ -1,12 +1,11 @@
 // The quantized model file: one .safetensors with int8 weights, float biases, weight qparams and,
 // in its metadata, the architecture and every quantized module's type, configuration and output
 // qparams. Loading rebuilds the architecture, fuses it and swaps in the quantized modules.
-import * as fs from 'fs';
 import { ArchitectureSpec, createModel } from '../models';
 import { Module } from '../nn/module';
 import { DeQuantize, QFunctional, QuantizedConv2d, QuantizedDropout, QuantizedLinear, Quantize, QWeight } from '../nn/quantized';
 import type { Conv2dGeometry } from '../kernels/float';
-import { readSafetensors, encodeSafetensors } from './safetensors';
+import { readSafetensors, encodeSafetensors, writeFileAtomic } from './safetensors';
 import { FormatError, RawTensor } from './types';
 
 /** The format tag in the metadata. */
@@ -75,9 +74,9 @@ export function encodeQuantizedModel(model: Module, info: QuantizedModelInfo): U
   });
 }
 
-/** Writes a converted model to one .safetensors file. */
+/** Writes a converted model to one .safetensors file, atomically (temp file + rename). */
 export function saveQuantizedModel(file: string, model: Module, info: QuantizedModelInfo): void {
-  fs.writeFileSync(file, encodeQuantizedModel(model, info));
+  writeFileAtomic(file, encodeQuantizedModel(model, info));
 }
 
 /** A parsed quantized model file. */

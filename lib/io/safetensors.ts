@@ -133,7 +133,11 @@ export function encodeSafetensors(tensors: Map<string, RawTensor> | Record<strin
 
 /** Writes a safetensors file (via a temporary file + rename, so a crash never leaves a half-written file). */
 export function writeSafetensors(path: string, tensors: Map<string, RawTensor> | Record<string, RawTensor>, metadata?: Record<string, string>): void {
-  const bytes = encodeSafetensors(tensors, metadata);
+  writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+}
+
+/** Writes bytes to a temporary file next to `path`, then renames it over `path` (no half files). */
+export function writeFileAtomic(path: string, bytes: Uint8Array): void {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     writeFileSync(tmp, bytes);
