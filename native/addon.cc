@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <atomic>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -13,6 +14,7 @@
 #include "addon_qops.h"
 #include "napi_util.h"
 #include "packed.h"
+#include "threadpool.h"
 #include "dispatch.h"
 #include "kernels.h"
 
@@ -334,14 +336,28 @@ Napi::Value F32Conv(const Napi::CallbackInfo& info) {
   float* y = ArgF32Exact(info, 5, "y", ny);
   CheckNoOverlap(env, x, static_cast<size_t>(nx), y, static_cast<size_t>(ny));
   if (n == 0) return env.Undefined();
+  // Split over the intra-op pool: every output is computed the same way whatever the split, so
+  // results do not depend on the thread count.
+  ThreadPool& pool = ThreadPool::Global();
   if (p->method == F32Method::kDepthwise) {
     const ptq_dwconv_io io{x, h, w, y, oh, ow, relu ? 1 : 0};
-    p->dw_kernel(&p->dw, &io, 0, n * oh);
+    const size_t rows = n * oh, per = 4, tasks = (rows + per - 1) / per;
+    pool.ParallelFor(tasks, pool.Size(), [&](size_t t, size_t) {
+      p->dw_kernel(&p->dw, &io, t * per, (t + 1) * per < rows ? (t + 1) * per : rows);
+    });
   } else {
     const size_t need = ptq_conv2d_f32_scratch_floats(&p->plan);
-    float* scratch = need ? tls_scratch.Get(need) : nullptr;
-    if (need && !scratch) throw Napi::Error::New(env, Cat("out of memory allocating the im2col scratch (", need * sizeof(float), " bytes)"));
-    ptq_conv2d_f32(&p->plan, x, h, w, y, oh, ow, relu ? 1 : 0, 0, n * oh * ow, scratch);
+    const size_t pixels = n * oh * ow, per = 384, tasks = (pixels + per - 1) / per;
+    std::atomic<bool> oom{false};
+    pool.ParallelFor(tasks, pool.Size(), [&](size_t t, size_t) {
+      float* scratch = need ? tls_scratch.Get(need) : nullptr;
+      if (need && !scratch) {
+        oom = true;
+        return;
+      }
+      ptq_conv2d_f32(&p->plan, x, h, w, y, oh, ow, relu ? 1 : 0, t * per, (t + 1) * per < pixels ? (t + 1) * per : pixels, scratch);
+    });
+    if (oom) throw Napi::Error::New(env, Cat("out of memory allocating the im2col scratch (", need * sizeof(float), " bytes)"));
   }
   return env.Undefined();
 }
