@@ -36,6 +36,8 @@ export interface Binding {
   planRunSync(plan: PlanHandle, input: Float32Array, n: number, output: Float32Array, threads: number): void;
   /** Runs a plan on a worker thread; input and output must not be touched until it settles. */
   planRun(plan: PlanHandle, input: Float32Array, n: number, output: Float32Array, threads: number): Promise<void>;
+  /** Runs a plan `reps` times and returns the mean nanoseconds spent in each op. */
+  planProfile(plan: PlanHandle, input: Float32Array, n: number, output: Float32Array, threads: number, reps: number): Float64Array;
   /** Describes a plan. */
   planInfo(plan: PlanHandle): { ops: number; arenaBytes: number; maxBatch: number; poolThreads: number };
 

@@ -30,7 +30,7 @@ export class CompiledModel {
   private readonly outPer: number;
 
   /** Use compileModel(). */
-  constructor(plan: PlanHandle, inputShape: number[], outputShape: number[], maxBatch: number, threads: number) {
+  constructor(plan: PlanHandle, inputShape: number[], outputShape: number[], maxBatch: number, threads: number, private readonly kinds: string[] = []) {
     this.plan = plan;
     this.inputShape = inputShape;
     this.outputShape = outputShape;
@@ -78,6 +78,15 @@ export class CompiledModel {
     return new Tensor(out, [n, ...this.outputShape]);
   }
 
+  /** Mean milliseconds per plan op over `reps` runs on `input` (kind and time, in plan order). */
+  profile(input: Float32Array | Tensor, reps = 10): Array<{ op: number; kind: string; ms: number }> {
+    const { data, n } = this.check(input);
+    if (n > this.maxBatch) throw invalidRange('input', `at most maxBatch = ${this.maxBatch} samples`, n);
+    checkInt('reps', reps, 1, 1 << 20);
+    const ns = loadNative().binding.planProfile(this.plan, data, n, new Float32Array(n * this.outPer), this.threads, reps);
+    return Array.from(ns, (v, i) => ({ op: i, kind: this.kinds[i], ms: v / 1e6 }));
+  }
+
   /** Plan facts: op count, arena bytes, batch and pool size. */
   info(): { ops: number; arenaBytes: number; maxBatch: number; poolThreads: number } {
     return loadNative().binding.planInfo(this.plan);
@@ -96,5 +105,5 @@ export function compileModel(model: Module, o: CompileOptions): CompiledModel {
   if (!(y instanceof Tensor)) throw new Error('compileModel: the model must return a float Tensor (end with DeQuantStub)');
   const traced = tracer.finish(x.data, y.data, o.inputShape);
   const plan = loadNative().binding.planCreate(traced.ops, traced.slotBytes, maxBatch, traced.inFloats, traced.outFloats, loadNative().isa);
-  return new CompiledModel(plan, [...o.inputShape], y.shape.slice(1), maxBatch, threads);
+  return new CompiledModel(plan, [...o.inputShape], y.shape.slice(1), maxBatch, threads, traced.ops.map((op) => op.kind));
 }

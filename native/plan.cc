@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include <chrono>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -53,18 +54,25 @@ void RunOp(const Plan& plan, const Op& op, size_t n, const float* input, float* 
     case OpKind::kQuantize: {
       uint8_t* y = slot(op.out);
       if (op.nchw_c) {
-        // NCHW float input -> NHWC quint8, the layout change fused into the quantization.
+        // NCHW float input -> NHWC quint8: each channel plane is quantized by the SIMD kernel
+        // (contiguous), then the planes are interleaved.
         const size_t c = op.nchw_c, hw = op.nchw_hw;
-        const float inv = 1.0f / op.scale;
+        const ptq_quantize_fn quantize = QuantizeKernel(plan.isa);
         pool.ParallelFor(n, threads, [&](size_t b, size_t) {
-          for (size_t ch = 0; ch < c; ch++) {
-            const float* src = input + (b * c + ch) * hw;
-            for (size_t p = 0; p < hw; p++) {
-              float v = src[p] * inv;
-              int64_t q = (!(v >= -2147483648.0f && v < 2147483648.0f)) ? INT32_MIN : static_cast<int64_t>(nearbyintf(v));
-              q += op.zp;
-              y[(b * hw + p) * c + ch] = static_cast<uint8_t>(q < 0 ? 0 : (q > 255 ? 255 : q));
+          thread_local std::vector<uint8_t> planes;
+          if (planes.size() < c * hw) planes.resize(c * hw);
+          for (size_t ch = 0; ch < c; ch++) quantize(input + (b * c + ch) * hw, planes.data() + ch * hw, 0, hw, op.scale, op.zp);
+          uint8_t* dst = y + b * hw * c;
+          if (c == 3) {
+            const uint8_t *p0 = planes.data(), *p1 = p0 + hw, *p2 = p1 + hw;
+            for (size_t p = 0; p < hw; p++, dst += 3) {
+              dst[0] = p0[p];
+              dst[1] = p1[p];
+              dst[2] = p2[p];
             }
+          } else {
+            for (size_t p = 0; p < hw; p++)
+              for (size_t ch = 0; ch < c; ch++) dst[p * c + ch] = planes[ch * hw + p];
           }
         });
       } else {
@@ -119,9 +127,13 @@ void RunOp(const Plan& plan, const Op& op, size_t n, const float* input, float* 
   }
 }
 
-void RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t threads) {
+void RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t threads, double* op_ns = nullptr) {
   std::lock_guard<std::mutex> lock(plan.mu);
-  for (const Op& op : plan.ops) RunOp(plan, op, n, input, output, threads);
+  for (size_t i = 0; i < plan.ops.size(); i++) {
+    const auto t0 = std::chrono::steady_clock::now();
+    RunOp(plan, plan.ops[i], n, input, output, threads);
+    if (op_ns) op_ns[i] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  }
 }
 
 size_t Num(Napi::Object o, const char* key, Napi::Env env, size_t max = (1ull << 32)) {
@@ -298,7 +310,7 @@ struct RunArgs {
 
 RunArgs ParseRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 5) ThrowType(env, "planRun(plan, input, n, output, threads)");
+  if (info.Length() < 5) ThrowType(env, "planRun(plan, input, n, output, threads)");
   if (!info[0].IsExternal()) ThrowType(env, "plan must be the handle returned by planCreate");
   RunArgs r{};
   r.plan = info[0].As<Napi::External<Plan>>().Data();
@@ -351,6 +363,19 @@ Napi::Value PlanRun(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// planProfile(plan, input, n, output, threads, reps) -> Float64Array of mean ns per op
+Napi::Value PlanProfile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 6) ThrowType(env, "planProfile(plan, input, n, output, threads, reps)");
+  const size_t reps = ArgSize(info, 5, "reps", 1u << 20);
+  RunArgs r = ParseRun(info);
+  auto out = Napi::Float64Array::New(env, r.plan->ops.size());
+  std::vector<double> ns(r.plan->ops.size(), 0.0);
+  for (size_t i = 0; i < reps; i++) RunPlan(*r.plan, r.n, r.in, r.out, r.threads, ns.data());
+  for (size_t i = 0; i < ns.size(); i++) out[i] = reps ? ns[i] / reps : 0.0;
+  return out;
+}
+
 Napi::Value PlanInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 1 || !info[0].IsExternal()) ThrowType(env, "planInfo(plan)");
@@ -370,6 +395,7 @@ void RegisterPlan(Napi::Env env, Napi::Object exports) {
   exports.Set("planRunSync", Napi::Function::New(env, PlanRunSync, "planRunSync"));
   exports.Set("planRun", Napi::Function::New(env, PlanRun, "planRun"));
   exports.Set("planInfo", Napi::Function::New(env, PlanInfo, "planInfo"));
+  exports.Set("planProfile", Napi::Function::New(env, PlanProfile, "planProfile"));
 }
 
 }  // namespace ptq

@@ -14,25 +14,37 @@ namespace {
 // taps outside the image read the input zero point, so they add 0 to sum (x - zx) * w.
 void Im2col(const PackedQConv& p, const uint8_t* x, size_t h, size_t w, size_t b, size_t g, size_t ow,
             size_t pix_begin, size_t pix_end, uint8_t* col) {
-  const size_t cpg = p.cin / p.groups;
+  const size_t cpg = p.cin / p.groups, row_bytes = p.kw * cpg;
+  // With groups 1 and no dilation the kw taps of a kernel row are one contiguous span of input.
+  const bool spans = p.groups == 1 && p.dw == 1;
   for (size_t pix = pix_begin; pix < pix_end; pix++) {
     const size_t oy = pix / ow, ox = pix % ow;
-    {
-      uint8_t* dst = col + (pix - pix_begin) * p.kh * p.kw * cpg;
-      for (size_t ky = 0; ky < p.kh; ky++) {
-        const ptrdiff_t iy = static_cast<ptrdiff_t>(oy * p.sh + ky * p.dh) - static_cast<ptrdiff_t>(p.ph);
-        for (size_t kx = 0; kx < p.kw; kx++, dst += cpg) {
-          const ptrdiff_t ix = static_cast<ptrdiff_t>(ox * p.sw + kx * p.dw) - static_cast<ptrdiff_t>(p.pw);
-          if (iy < 0 || iy >= static_cast<ptrdiff_t>(h) || ix < 0 || ix >= static_cast<ptrdiff_t>(w))
-            memset(dst, p.zx, cpg);
-          else
-            memcpy(dst, x + ((b * h + iy) * w + ix) * p.cin + g * cpg, cpg);
-        }
+    uint8_t* dst = col + (pix - pix_begin) * p.kh * row_bytes;
+    const ptrdiff_t ix0 = static_cast<ptrdiff_t>(ox * p.sw) - static_cast<ptrdiff_t>(p.pw);
+    const bool cols_inside = ix0 >= 0 && ix0 + static_cast<ptrdiff_t>((p.kw - 1) * p.dw) < static_cast<ptrdiff_t>(w);
+    for (size_t ky = 0; ky < p.kh; ky++, dst += row_bytes) {
+      const ptrdiff_t iy = static_cast<ptrdiff_t>(oy * p.sh + ky * p.dh) - static_cast<ptrdiff_t>(p.ph);
+      const bool row_inside = iy >= 0 && iy < static_cast<ptrdiff_t>(h);
+      if (row_inside && cols_inside && spans) {
+        const uint8_t* src = x + ((b * h + iy) * w + ix0) * p.cin;
+        if (row_bytes <= 32)
+          for (size_t i = 0; i < row_bytes; i++) dst[i] = src[i];  // short rows: no libc call
+        else
+          memcpy(dst, src, row_bytes);
+        continue;
+      }
+      // Border taps read the input zero point, so they add 0 to sum (x - zx) * w.
+      for (size_t kx = 0; kx < p.kw; kx++) {
+        const ptrdiff_t ix = ix0 + static_cast<ptrdiff_t>(kx * p.dw);
+        uint8_t* d = dst + kx * cpg;
+        if (!row_inside || ix < 0 || ix >= static_cast<ptrdiff_t>(w))
+          memset(d, p.zx, cpg);
+        else
+          memcpy(d, x + ((b * h + iy) * w + ix) * p.cin + g * cpg, cpg);
       }
     }
   }
 }
-
 
 thread_local std::vector<uint8_t> tls_col;
 
