@@ -48,6 +48,7 @@ void Im2col(const PackedQConv& p, const uint8_t* x, size_t h, size_t w, size_t b
 
 thread_local std::vector<uint8_t> tls_col;
 
+constexpr double kMinParallelMacs = 3e6;
 constexpr size_t kPixelTile = 96;  // output pixels per task: a multiple of every kernel's MR (6 and 8)
 
 }  // namespace
@@ -64,6 +65,9 @@ bool QConvOutSize(const PackedQConv& p, size_t h, size_t w, size_t* oh, size_t* 
 void QConvRun(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t w, uint8_t* y, size_t oh, size_t ow,
               size_t threads) {
   ThreadPool& pool = ThreadPool::Global();
+  // Waking the pool costs tens of microseconds: small convs run on the calling thread.
+  const double macs = static_cast<double>(n) * oh * ow * p.cout * (p.cin / p.groups) * p.kh * p.kw;
+  if (macs < kMinParallelMacs) threads = 1;
   if (p.depthwise) {
     ptq_qdwconv_params dp{p.cin, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw, p.zx, p.dw_w.data(), p.dw_acc.data(),
                           p.dw_bias.data(), p.dw_mult.data(), p.zp, p.lo, p.hi};

@@ -1,8 +1,20 @@
-// Intra-op thread pool: workers sleep on a condition variable; a parallel region publishes a task
-// counter that the caller and up to max_threads-1 workers drain.
+// Intra-op thread pool: regions are published through an atomic pointer and a generation counter;
+// tasks are claimed with fetch_add; the caller drains tasks too and waits for the workers to let
+// go of the region before returning (so the region can live on the caller's stack).
 #include "threadpool.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define PTQ_PAUSE() _mm_pause()
+#else
+#define PTQ_PAUSE() std::this_thread::yield()
+#endif
+
 namespace ptq {
+
+namespace {
+constexpr int kSpin = 20000;  // ~0.1-0.5 ms of pause instructions before a worker sleeps
+}
 
 ThreadPool& ThreadPool::Global() {
   static ThreadPool* pool = new ThreadPool(std::thread::hardware_concurrency() ? std::thread::hardware_concurrency() : 1);
@@ -16,31 +28,43 @@ ThreadPool::ThreadPool(size_t threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> l(m_);
-    stop_ = true;
+    stop_.store(true);
   }
   cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::WorkerLoop(size_t index) {
-  size_t seen = 0;
+void ThreadPool::Drain(Region* r, size_t index) {
   for (;;) {
-    std::unique_lock<std::mutex> l(m_);
-    cv_.wait(l, [&] { return stop_ || (generation_ != seen && index < active_workers_ + 1); });
-    if (stop_) return;
-    seen = generation_;
-    const auto* fn = fn_;
-    busy_++;
-    for (;;) {
-      if (next_ >= tasks_) break;
-      const size_t t = next_++;
-      l.unlock();
-      (*fn)(t, index);
-      l.lock();
-      finished_++;
+    const size_t t = r->next.fetch_add(1, std::memory_order_relaxed);
+    if (t >= r->tasks) return;
+    (*r->fn)(t, index);
+    r->done.fetch_add(1, std::memory_order_release);
+  }
+}
+
+void ThreadPool::WorkerLoop(size_t index) {
+  uint64_t seen = 0;
+  for (;;) {
+    uint64_t g = generation_.load(std::memory_order_acquire);
+    for (int i = 0; i < kSpin && g == seen && !stop_.load(std::memory_order_relaxed); i++) {
+      PTQ_PAUSE();
+      g = generation_.load(std::memory_order_acquire);
     }
-    busy_--;
-    if (finished_ == tasks_ && busy_ == 0) done_cv_.notify_all();
+    if (g == seen) {
+      std::unique_lock<std::mutex> l(m_);
+      cv_.wait(l, [&] {
+        g = generation_.load(std::memory_order_acquire);
+        return stop_.load() || g != seen;
+      });
+    }
+    if (stop_.load()) return;
+    seen = g;
+    busy_.fetch_add(1, std::memory_order_acq_rel);
+    Region* r = region_.load(std::memory_order_acquire);
+    // Only a region of this generation, and only if this worker is asked to help.
+    if (r && generation_.load(std::memory_order_acquire) == g && index <= r->max_worker_index) Drain(r, index);
+    busy_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
@@ -50,26 +74,22 @@ void ThreadPool::ParallelFor(size_t tasks, size_t max_threads, const std::functi
     for (size_t t = 0; t < tasks; t++) fn(t, 0);
     return;
   }
-  std::lock_guard<std::mutex> region(region_);
-  std::unique_lock<std::mutex> l(m_);
-  fn_ = &fn;
-  tasks_ = tasks;
-  next_ = 0;
-  finished_ = 0;
-  active_workers_ = (max_threads - 1 < workers_.size() ? max_threads - 1 : workers_.size());
-  generation_++;
-  cv_.notify_all();
-  for (;;) {
-    if (next_ >= tasks_) break;
-    const size_t t = next_++;
-    l.unlock();
-    fn(t, 0);
-    l.lock();
-    finished_++;
+  std::lock_guard<std::mutex> serialize(region_mu_);
+  Region r;
+  r.fn = &fn;
+  r.tasks = tasks;
+  r.max_worker_index = max_threads - 1 < workers_.size() ? max_threads - 1 : workers_.size();
+  region_.store(&r, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> l(m_);  // sleepers check the generation under m_: no lost wake-up
+    generation_.fetch_add(1, std::memory_order_acq_rel);
   }
-  done_cv_.wait(l, [&] { return finished_ == tasks_ && busy_ == 0; });
-  fn_ = nullptr;
-  active_workers_ = 0;
+  cv_.notify_all();
+  Drain(&r, 0);
+  while (r.done.load(std::memory_order_acquire) < tasks) PTQ_PAUSE();
+  region_.store(nullptr, std::memory_order_release);
+  // A worker that picked up the pointer may still be inside Drain (finding no task): wait for it.
+  while (busy_.load(std::memory_order_acquire) != 0) PTQ_PAUSE();
 }
 
 }  // namespace ptq

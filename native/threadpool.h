@@ -1,10 +1,15 @@
 // Intra-op thread pool (baseline code). One process-wide pool; parallel regions are serialized so
 // that several runs in flight never use more threads than the pool has (no oversubscription).
+// Tasks are claimed with an atomic counter; idle workers spin briefly before sleeping, because a
+// model runs dozens of short regions back to back and waking a sleeping thread costs more than
+// most of them.
 #ifndef PTQ_THREADPOOL_H_
 #define PTQ_THREADPOOL_H_
 
 #include <stddef.h>
+#include <stdint.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -23,19 +28,29 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   // Runs fn(task, worker) for task in [0, tasks) on at most max_threads threads (the caller
-  // included), returning when all tasks are done. Tasks are handed out dynamically.
+  // included), returning when all tasks are done.
   void ParallelFor(size_t tasks, size_t max_threads, const std::function<void(size_t, size_t)>& fn);
   size_t Size() const { return workers_.size() + 1; }
 
  private:
+  struct Region {
+    const std::function<void(size_t, size_t)>* fn;
+    size_t tasks;
+    size_t max_worker_index;  // workers 1..max_worker_index take part
+    std::atomic<size_t> next{0};
+    std::atomic<size_t> done{0};
+  };
   void WorkerLoop(size_t index);
+  static void Drain(Region* r, size_t index);
+
   std::vector<std::thread> workers_;
-  std::mutex region_;  // one parallel region at a time
-  std::mutex m_;
-  std::condition_variable cv_, done_cv_;
-  const std::function<void(size_t, size_t)>* fn_ = nullptr;
-  size_t tasks_ = 0, next_ = 0, finished_ = 0, active_workers_ = 0, generation_ = 0, busy_ = 0;
-  bool stop_ = false;
+  std::mutex region_mu_;  // one parallel region at a time
+  std::mutex m_;          // guards sleeping on cv_
+  std::condition_variable cv_;
+  std::atomic<Region*> region_{nullptr};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> busy_{0};
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace ptq
