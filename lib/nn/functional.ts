@@ -1,6 +1,6 @@
 // FloatFunctional: tensor ops as a module, so prepare() can observe their outputs (the tutorial
 // replaces `x + y` by `skip_add.add(x, y)`). activation_post_process is Identity until prepare().
-import { Tensor } from '../tensor';
+import { outputBuffer, Tensor } from '../tensor';
 import { Identity } from './layers';
 import { Module } from './module';
 
@@ -28,7 +28,7 @@ export class FloatFunctional extends Module {
     sameShape(op, a, b);
     const fmt = a.memoryFormat;
     const bb = fmt === 'channels_last' ? b.toChannelsLast() : b.contiguous();
-    const y = new Float32Array(a.numel), ad = a.data, bd = bb.data;
+    const y = outputBuffer(a.numel), ad = a.data, bd = bb.data;
     for (let i = 0; i < y.length; i++) y[i] = f(ad[i], bd[i]);
     return new Tensor(y, a.shape, fmt);
   }

@@ -2,7 +2,7 @@
 // eval mode; training-time behaviour (batch statistics, dropout) is out of scope and refused.
 import { Conv2dGeometry, convOutSize, FloatKernels, PackedConv2dF32, PackedLinearF32 } from '../kernels/float';
 import { getFloatKernels } from '../kernels/float-select';
-import { Tensor } from '../tensor';
+import { outputBuffer, Tensor } from '../tensor';
 import { QTensor } from '../qtensor';
 import { getBackend } from '../kernels';
 import { defaultBackend } from '../kernels/default';
@@ -115,7 +115,7 @@ export class Conv2d extends Module {
     const oh = convOutSize(h, this.kernelSize[0], this.stride[0], this.padding[0], this.dilation[0]);
     const ow = convOutSize(w, this.kernelSize[1], this.stride[1], this.padding[1], this.dilation[1]);
     if (oh < 1 || ow < 1) throw new RangeError(`Conv2d input ${h}x${w} is smaller than the kernel`);
-    const y = new Float32Array(n * oh * ow * this.outChannels);
+    const y = outputBuffer(n * oh * ow * this.outChannels);
     kernels.conv2d(this.packed.p, x.data, n, h, w, y, relu);
     return new Tensor(y, [n, this.outChannels, oh, ow], 'channels_last');
   }
@@ -162,7 +162,7 @@ export class BatchNorm2d extends Module {
       alpha[i] = fr(w[i] / fr(Math.sqrt(fr(rv[i] + fr(this.eps)))));
       beta[i] = fr(b[i] - fr(rm[i] * alpha[i]));
     }
-    const y = new Float32Array(x.data.length), xd = x.data;
+    const y = outputBuffer(x.data.length), xd = x.data;
     for (let i = 0; i < xd.length; i += c) for (let ch = 0; ch < c; ch++) y[i + ch] = fr(fr(xd[i + ch] * alpha[ch]) + beta[ch]);
     return new Tensor(y, x.shape, 'channels_last');
   }
@@ -173,7 +173,7 @@ export class BatchNorm2d extends Module {
 
 /** Element-wise max(x, 0) into a new tensor of the same shape and format. */
 export function relu(x: Tensor, max = Infinity): Tensor {
-  const y = new Float32Array(x.data.length), d = x.data;
+  const y = outputBuffer(x.data.length), d = x.data;
   for (let i = 0; i < d.length; i++) {
     const v = d[i];
     y[i] = v > 0 ? (v > max ? max : v) : 0;
@@ -246,7 +246,7 @@ export class Linear extends Module {
     const wt = this.weight, b = this.bias;
     if (!this.packed || this.packed.kernels !== kernels || this.packed.weight !== wt || this.packed.bias !== b)
       this.packed = { kernels, weight: wt, bias: b, p: kernels.packLinear(wt.data, b ? b.data : null, this.inFeatures, this.outFeatures) };
-    const y = new Float32Array(m * this.outFeatures);
+    const y = outputBuffer(m * this.outFeatures);
     kernels.linear(this.packed.p, m, x.data, y, relu);
     return new Tensor(y, [...x.shape.slice(0, -1), this.outFeatures]);
   }
