@@ -4,6 +4,7 @@ import * as path from 'path';
 import { gzipSync } from 'zlib';
 import { loadFashionMnist, readIdx } from '../lib/io/idx';
 import { FormatError } from '../lib/io/types';
+import { formatError } from './helpers/io';
 
 const FIX = path.join(__dirname, 'fixtures', 'io');
 const FMNIST = path.join(FIX, 'fmnist');
@@ -13,16 +14,6 @@ interface SplitSpec { count: number; labels: number[]; pixel_sums: number[]; fir
 const expected = (JSON.parse(fs.readFileSync(path.join(FIX, 'expected.json'), 'utf8')) as {
   idx: Record<string, { dims: number[]; values: number[] }> & { fmnist: Record<'train' | 'test', SplitSpec> };
 }).idx;
-
-function formatError(fn: () => unknown): FormatError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FormatError) return err;
-    throw new Error(`expected a FormatError, got ${String(err)}`);
-  }
-  throw new Error('expected a FormatError, but the call succeeded');
-}
 
 /** Raw IDX bytes: magic, big-endian dims, then the given (already big-endian) payload. */
 function idx(type: number, dims: number[], payload: Uint8Array): Uint8Array {

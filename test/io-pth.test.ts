@@ -3,6 +3,7 @@ import * as path from 'path';
 import { Zippable, unzipSync, zipSync } from 'fflate';
 import { loadStateDict } from '../lib/io/pth';
 import { FormatError, RawTensor, toFloat32 } from '../lib/io/types';
+import { formatError, values } from './helpers/io';
 
 const FIX = path.join(__dirname, 'fixtures', 'io');
 
@@ -13,24 +14,6 @@ interface Expected {
   invalid: Record<string, string>;
 }
 const expected = JSON.parse(fs.readFileSync(path.join(FIX, 'expected.json'), 'utf8')) as Expected;
-
-/** Flattened values as the JSON stores them: int64 as decimal strings, 16-bit floats widened to float32. */
-function values(t: RawTensor): (number | string)[] {
-  if (t.dtype === 'int64') return Array.from(t.data as BigInt64Array, (v) => v.toString());
-  if (t.dtype === 'float16' || t.dtype === 'bfloat16') return Array.from(toFloat32(t));
-  return Array.from(t.data as Float32Array);
-}
-
-/** Runs fn and returns the FormatError it throws; any other outcome fails the test. */
-function formatError(fn: () => unknown): FormatError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FormatError) return err;
-    throw new Error(`expected a FormatError, got ${String(err)}`);
-  }
-  throw new Error('expected a FormatError, but the call succeeded');
-}
 
 /** Returns 'ok' or 'format-error'; rethrows anything else (that would be a bug). */
 function outcome(fn: () => unknown): 'ok' | 'format-error' {

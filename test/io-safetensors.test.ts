@@ -3,6 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { encodeSafetensors, readSafetensors, writeSafetensors } from '../lib/io/safetensors';
 import { FormatError, RawTensor, toFloat32 } from '../lib/io/types';
+import { formatError, values } from './helpers/io';
 
 const FIX = path.join(__dirname, 'fixtures', 'io');
 const FILE = path.join(FIX, 'small.safetensors');
@@ -11,22 +12,6 @@ interface TensorSpec { dtype: string; shape: number[]; values: (number | string)
 const expected = (JSON.parse(fs.readFileSync(path.join(FIX, 'expected.json'), 'utf8')) as {
   safetensors: Record<string, { keys: string[]; metadata: Record<string, string>; tensors: Record<string, TensorSpec> }>;
 }).safetensors['small.safetensors'];
-
-function values(t: RawTensor): (number | string)[] {
-  if (t.dtype === 'int64') return Array.from(t.data as BigInt64Array, (v) => v.toString());
-  if (t.dtype === 'float16' || t.dtype === 'bfloat16') return Array.from(toFloat32(t));
-  return Array.from(t.data as Float32Array);
-}
-
-function formatError(fn: () => unknown): FormatError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FormatError) return err;
-    throw new Error(`expected a FormatError, got ${String(err)}`);
-  }
-  throw new Error('expected a FormatError, but the call succeeded');
-}
 
 /** A safetensors file from a raw header string (padded here) and a data buffer. */
 function build(header: string | object, data: Uint8Array = new Uint8Array(0), pad = true): Uint8Array {
