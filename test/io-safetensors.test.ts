@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { encodeSafetensors, readSafetensors, writeSafetensors } from '../lib/io/safetensors';
-import { FormatError, RawTensor, toFloat32 } from '../lib/io/types';
+import { FormatError, RawTensor } from '../lib/io/types';
 import { formatError, values } from './helpers/io';
 
 const FIX = path.join(__dirname, 'fixtures', 'io');
