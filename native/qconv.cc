@@ -12,8 +12,13 @@ namespace {
 
 // im2col of image b, group g: rows [oh*ow] of k = kh*kw*cpg bytes in (ky, kx, ic) order;
 // taps outside the image read the input zero point, so they add 0 to sum (x - zx) * w.
-void Im2col(const PackedQConv& p, const uint8_t* x, size_t h, size_t w, size_t b, size_t g, size_t ow,
+// col has kColSlack bytes past its last row: short spans are copied as one fixed 16- or 32-byte
+// move (where the source allows the over-read), the next span overwriting the excess.
+constexpr size_t kColSlack = 32;
+
+void Im2col(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t w, size_t b, size_t g, size_t ow,
             size_t pix_begin, size_t pix_end, uint8_t* col) {
+  const uint8_t* x_end = x + n * h * w * p.cin;
   const size_t cpg = p.cin / p.groups, row_bytes = p.kw * cpg;
   // With groups 1 and no dilation the kw taps of a kernel row are one contiguous span of input.
   const bool spans = p.groups == 1 && p.dw == 1;
@@ -27,8 +32,12 @@ void Im2col(const PackedQConv& p, const uint8_t* x, size_t h, size_t w, size_t b
       const bool row_inside = iy >= 0 && iy < static_cast<ptrdiff_t>(h);
       if (row_inside && cols_inside && spans) {
         const uint8_t* src = x + ((b * h + iy) * w + ix0) * p.cin;
-        if (row_bytes <= 32)
-          for (size_t i = 0; i < row_bytes; i++) dst[i] = src[i];  // short rows: no libc call
+        if (row_bytes <= 16 && src + 16 <= x_end)
+          memcpy(dst, src, 16);
+        else if (row_bytes <= 32 && src + 32 <= x_end)
+          memcpy(dst, src, 32);
+        else if (row_bytes <= 32)
+          for (size_t i = 0; i < row_bytes; i++) dst[i] = src[i];  // the image's last bytes
         else
           memcpy(dst, src, row_bytes);
         continue;
@@ -99,8 +108,8 @@ void QConvRun(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t
     const size_t b = t / (p.groups * tiles), g = (t / tiles) % p.groups, tile = t % tiles;
     const size_t p0 = tile * kPixelTile, p1 = p0 + kPixelTile < pix ? p0 + kPixelTile : pix;
     std::vector<uint8_t>& col = tls_col;
-    if (col.size() < kPixelTile * k) col.resize(kPixelTile * k);
-    Im2col(p, x, h, w, b, g, ow, p0, p1, col.data());
+    if (col.size() < kPixelTile * k + kColSlack) col.resize(kPixelTile * k + kColSlack);
+    Im2col(p, x, n, h, w, b, g, ow, p0, p1, col.data());
     const ptq_qgemm_io io{col.data(), k, y + (b * pix + p0) * p.cout + g * opg, p.cout};
     p.kernel(&p.gemms[g].w, &io, 0, p1 - p0, 0, nb);
   });

@@ -1,6 +1,7 @@
 // Element-wise quantized ops, portable C++: quantize, dequantize, add/add_relu, mean over H*W,
 // max pooling. Each is bit-exact with lib/kernels/reference/qops.ts (float32 steps, RNE).
 #include <math.h>
+#include <string.h>
 
 #include "../qops.h"
 
@@ -53,21 +54,28 @@ extern "C" void ptq_qmean_hw_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, s
     }
 }
 
+namespace {
+// o = max(o, a) over c bytes; restrict lets the compiler vectorize it (pmaxub) at baseline ISA.
+inline void max_into(uint8_t* __restrict o, const uint8_t* __restrict a, size_t c) {
+  for (size_t ch = 0; ch < c; ch++) o[ch] = a[ch] > o[ch] ? a[ch] : o[ch];
+}
+}  // namespace
+
+// Padding taps are skipped (PyTorch pads max pooling with -inf), so 0 is a neutral start for u8.
 extern "C" void ptq_qmaxpool2d_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t h, size_t w, size_t c,
                                          size_t k, size_t stride, size_t pad, size_t oh, size_t ow) {
   for (size_t b = 0; b < n; b++)
     for (size_t oy = 0; oy < oh; oy++)
       for (size_t ox = 0; ox < ow; ox++) {
         uint8_t* out = y + ((b * oh + oy) * ow + ox) * c;
-        for (size_t ch = 0; ch < c; ch++) out[ch] = 0;
+        memset(out, 0, c);
         for (size_t ky = 0; ky < k; ky++) {
           const ptrdiff_t iy = static_cast<ptrdiff_t>(oy * stride + ky) - static_cast<ptrdiff_t>(pad);
           if (iy < 0 || iy >= static_cast<ptrdiff_t>(h)) continue;
           for (size_t kx = 0; kx < k; kx++) {
             const ptrdiff_t ix = static_cast<ptrdiff_t>(ox * stride + kx) - static_cast<ptrdiff_t>(pad);
             if (ix < 0 || ix >= static_cast<ptrdiff_t>(w)) continue;
-            const uint8_t* in = x + ((b * h + iy) * w + ix) * c;
-            for (size_t ch = 0; ch < c; ch++) if (in[ch] > out[ch]) out[ch] = in[ch];
+            max_into(out, x + ((b * h + iy) * w + ix) * c, c);
           }
         }
       }
