@@ -18,39 +18,48 @@ constexpr size_t kColSlack = 32;
 
 void Im2col(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t w, size_t b, size_t g, size_t ow,
             size_t pix_begin, size_t pix_end, uint8_t* col) {
-  const uint8_t* x_end = x + n * h * w * p.cin;
-  const size_t cpg = p.cin / p.groups, row_bytes = p.kw * cpg;
+  // Everything in locals: stores through uint8_t* may alias any object, so fields of p would be
+  // reloaded after every byte written.
+  const uint8_t* const x_end = x + n * h * w * p.cin;
+  const size_t cin = p.cin, cpg = cin / p.groups, kh = p.kh, kw = p.kw, sh = p.sh, sw = p.sw, dh = p.dh, dw = p.dw;
+  const ptrdiff_t ph = static_cast<ptrdiff_t>(p.ph), pw = static_cast<ptrdiff_t>(p.pw);
+  const ptrdiff_t ih = static_cast<ptrdiff_t>(h), iw = static_cast<ptrdiff_t>(w);
+  const uint8_t zx = p.zx;
+  const size_t row_bytes = kw * cpg;
+  const uint8_t* const img = x + b * h * w * cin + g * cpg;
   // With groups 1 and no dilation the kw taps of a kernel row are one contiguous span of input.
-  const bool spans = p.groups == 1 && p.dw == 1;
+  const bool spans = p.groups == 1 && dw == 1;
+  size_t oy = pix_begin / ow, ox = pix_begin % ow;
+  uint8_t* dst = col;
   for (size_t pix = pix_begin; pix < pix_end; pix++) {
-    const size_t oy = pix / ow, ox = pix % ow;
-    uint8_t* dst = col + (pix - pix_begin) * p.kh * row_bytes;
-    const ptrdiff_t ix0 = static_cast<ptrdiff_t>(ox * p.sw) - static_cast<ptrdiff_t>(p.pw);
-    const bool cols_inside = ix0 >= 0 && ix0 + static_cast<ptrdiff_t>((p.kw - 1) * p.dw) < static_cast<ptrdiff_t>(w);
-    for (size_t ky = 0; ky < p.kh; ky++, dst += row_bytes) {
-      const ptrdiff_t iy = static_cast<ptrdiff_t>(oy * p.sh + ky * p.dh) - static_cast<ptrdiff_t>(p.ph);
-      const bool row_inside = iy >= 0 && iy < static_cast<ptrdiff_t>(h);
+    const ptrdiff_t ix0 = static_cast<ptrdiff_t>(ox * sw) - pw;
+    const bool cols_inside = ix0 >= 0 && ix0 + static_cast<ptrdiff_t>((kw - 1) * dw) < iw;
+    for (size_t ky = 0; ky < kh; ky++, dst += row_bytes) {
+      const ptrdiff_t iy = static_cast<ptrdiff_t>(oy * sh + ky * dh) - ph;
+      const bool row_inside = iy >= 0 && iy < ih;
       if (row_inside && cols_inside && spans) {
-        const uint8_t* src = x + ((b * h + iy) * w + ix0) * p.cin;
+        const uint8_t* src = img + (iy * iw + ix0) * static_cast<ptrdiff_t>(cin);
         if (row_bytes <= 16 && src + 16 <= x_end)
           memcpy(dst, src, 16);
         else if (row_bytes <= 32 && src + 32 <= x_end)
           memcpy(dst, src, 32);
-        else if (row_bytes <= 32)
-          for (size_t i = 0; i < row_bytes; i++) dst[i] = src[i];  // the image's last bytes
         else
           memcpy(dst, src, row_bytes);
         continue;
       }
       // Border taps read the input zero point, so they add 0 to sum (x - zx) * w.
-      for (size_t kx = 0; kx < p.kw; kx++) {
-        const ptrdiff_t ix = ix0 + static_cast<ptrdiff_t>(kx * p.dw);
+      for (size_t kx = 0; kx < kw; kx++) {
+        const ptrdiff_t ix = ix0 + static_cast<ptrdiff_t>(kx * dw);
         uint8_t* d = dst + kx * cpg;
-        if (!row_inside || ix < 0 || ix >= static_cast<ptrdiff_t>(w))
-          memset(d, p.zx, cpg);
+        if (!row_inside || ix < 0 || ix >= iw)
+          memset(d, zx, cpg);
         else
-          memcpy(d, x + ((b * h + iy) * w + ix) * p.cin + g * cpg, cpg);
+          memcpy(d, img + (iy * iw + ix) * static_cast<ptrdiff_t>(cin), cpg);
       }
+    }
+    if (++ox == ow) {
+      ox = 0;
+      oy++;
     }
   }
 }

@@ -33,6 +33,10 @@ describe.each(addon.supported.map((isa) => [isa]))('qgemm u8s8 %s', (isa) => {
     t().m(9).n(18).k(40).bias(false).test(nativeBackend, isa);
     t().m(9).n(18).k(40).outputZeroPoint(10).relu(true).outMax(100).test(nativeBackend, isa);
   });
+  test('outputs far outside int16 and u8 saturate to the clamp bounds in both directions', () => {
+    for (const zy of [0, 77, 255]) for (const spread of [1e3, 1e5, 1e9])
+      t().m(13).n(35).k(24).outputZeroPoint(zy).spread(spread).relu(zy === 77).outMax(zy === 77 ? 200 : 255).seed(zy).test(nativeBackend, isa);
+  });
   test('extreme operands: 255 x -128/127 (vpmaddubsw would saturate), int32 wrap-around', () => {
     for (const w of ['max', 'min', 'mixed-extreme'] as const) {
       t().m(4).n(17).k(64).inputs('max').weights(w).inputZeroPoint(0).test(nativeBackend, isa);

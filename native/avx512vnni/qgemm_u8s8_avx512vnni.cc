@@ -53,9 +53,14 @@ void tile(const ptq_qgemm_weights* w, const uint8_t* a, size_t lda, uint8_t* c, 
       for (int q = 0; q < NBK; q++) acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], av, bw[q]);
     }
   }
-  const __m512i zp = _mm512_set1_epi32(w->out_zero_point);
-  const __m512i lo = _mm512_set1_epi32(w->out_min - w->out_zero_point);
-  const __m512i hi = _mm512_set1_epi32(w->out_max - w->out_zero_point);
+  // Requantize 4 rows at a time: (acc + bias) * mult rounded to int32 as the reference does, then
+  // saturating packs 32 -> 16 bits (+ zero point, saturating) -> 8 bits unsigned and a clamp on the
+  // bytes. Saturation only moves values further in the direction the clamp sends them, so this
+  // equals clamp(v, min - zp, max - zp) + zp. One dword permute puts each row's 16 bytes together.
+  const __m512i zp16 = _mm512_set1_epi16(static_cast<short>(w->out_zero_point));
+  const __m512i min8 = _mm512_set1_epi8(static_cast<char>(w->out_min));
+  const __m512i max8 = _mm512_set1_epi8(static_cast<char>(w->out_max));
+  const __m512i rows_idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
 #pragma GCC unroll 4
   for (int q = 0; q < NBK; q++) {
     const size_t col = (b + q) * 16;
@@ -63,18 +68,31 @@ void tile(const ptq_qgemm_weights* w, const uint8_t* a, size_t lda, uint8_t* c, 
     const __m512 mult = _mm512_loadu_ps(w->multiplier + col);
     const size_t cols = col + 16 <= w->n ? 16 : w->n - col;
     const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1);
+    __m512i v[MR];
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; r++) {
-      __m512 f = _mm512_cvtepi32_ps(acc[r][q]);
-      f = _mm512_add_ps(f, bias);
-      f = _mm512_mul_ps(f, mult);
-      __m512i v = _mm512_cvtps_epi32(f);  // RNE; INT32_MIN when out of range, like the reference
-      v = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi), zp);
-      const __m128i bytes = _mm512_cvtepi32_epi8(v);
-      if (cols == 16)
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(c + r * ldc + col), bytes);
-      else
-        _mm_mask_storeu_epi8(c + r * ldc + col, mask, bytes);
+    for (int r = 0; r < MR; r++) v[r] = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(acc[r][q]), bias), mult));
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; r += 4) {
+      // Rows past MR repeat the last row; they are never stored.
+      const __m512i v1 = v[r + 1 < MR ? r + 1 : MR - 1], v2 = v[r + 2 < MR ? r + 2 : MR - 1], v3 = v[r + 3 < MR ? r + 3 : MR - 1];
+      const __m512i p01 = _mm512_adds_epi16(_mm512_packs_epi32(v[r], v1), zp16);
+      const __m512i p23 = _mm512_adds_epi16(_mm512_packs_epi32(v2, v3), zp16);
+      __m512i u = _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(p01, p23), min8), max8);
+      u = _mm512_permutexvar_epi32(rows_idx, u);
+      const __m128i r0 = _mm512_castsi512_si128(u), r1 = _mm512_extracti32x4_epi32(u, 1),
+                    r2 = _mm512_extracti32x4_epi32(u, 2), r3 = _mm512_extracti32x4_epi32(u, 3);
+      uint8_t* out = c + r * ldc + col;
+      if (cols == 16) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), r0);
+        if (r + 1 < MR) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + ldc), r1);
+        if (r + 2 < MR) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * ldc), r2);
+        if (r + 3 < MR) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 3 * ldc), r3);
+      } else {
+        _mm_mask_storeu_epi8(out, mask, r0);
+        if (r + 1 < MR) _mm_mask_storeu_epi8(out + ldc, mask, r1);
+        if (r + 2 < MR) _mm_mask_storeu_epi8(out + 2 * ldc, mask, r2);
+        if (r + 3 < MR) _mm_mask_storeu_epi8(out + 3 * ldc, mask, r3);
+      }
     }
   }
 }

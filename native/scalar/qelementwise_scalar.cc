@@ -43,14 +43,21 @@ extern "C" void ptq_qadd_u8_scalar(const uint8_t* a, const uint8_t* b, uint8_t* 
   }
 }
 
+// Channels are the inner loop (contiguous, vectorized) while each channel still sums its pixels in
+// order, so the float sums are the reference's exactly.
 extern "C" void ptq_qmean_hw_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t hw, size_t c, float scale, int32_t zp) {
+  constexpr size_t kBlock = 256;
   const float inv = 1.0f / scale, count = static_cast<float>(hw);
+  float acc[kBlock];
   for (size_t b = 0; b < n; b++)
-    for (size_t ch = 0; ch < c; ch++) {
-      float acc = 0.0f;
-      for (size_t p = 0; p < hw; p++) acc = acc + static_cast<float>(static_cast<int32_t>(x[(b * hw + p) * c + ch]) - zp) * scale;
-      const float m = acc / count;
-      y[b * c + ch] = clamp_u8(static_cast<int64_t>(zp) + cvt_rne(m * inv));
+    for (size_t c0 = 0; c0 < c; c0 += kBlock) {
+      const size_t cb = c - c0 < kBlock ? c - c0 : kBlock;
+      for (size_t j = 0; j < cb; j++) acc[j] = 0.0f;
+      for (size_t p = 0; p < hw; p++) {
+        const uint8_t* row = x + (b * hw + p) * c + c0;
+        for (size_t j = 0; j < cb; j++) acc[j] = acc[j] + static_cast<float>(static_cast<int32_t>(row[j]) - zp) * scale;
+      }
+      for (size_t j = 0; j < cb; j++) y[b * c + c0 + j] = clamp_u8(static_cast<int64_t>(zp) + cvt_rne((acc[j] / count) * inv));
     }
 }
 

@@ -13,7 +13,7 @@ export class QGemmTester {
   private o = {
     m: 1, n: 1, k: 1, lda: 0, ldc: 0, inputZeroPoint: 128, outputZeroPoint: 128, perChannel: true,
     relu: false, bias: true, seed: 1, weights: 'random' as WeightFill, inputs: 'random' as InputFill,
-    outMax: 255,
+    outMax: 255, spread: 200,
   };
 
   m(v: number): this { this.o.m = v; return this; }
@@ -30,6 +30,8 @@ export class QGemmTester {
   weights(v: WeightFill): this { this.o.weights = v; return this; }
   inputs(v: InputFill): this { this.o.inputs = v; return this; }
   outMax(v: number): this { this.o.outMax = v; return this; }
+  /** Output steps the accumulator range spans (200 spreads it over u8; huge values saturate every pack). */
+  spread(v: number): this { this.o.spread = v; return this; }
 
   /** Runs the backend at the given ISA against the reference; throws a descriptive Error on any mismatch. */
   test(backend: Backend, isa?: IsaName): void {
@@ -56,7 +58,7 @@ export class QGemmTester {
       const v = accs[i] * inputScale * weightScale[this.o.perChannel ? i % n : 0];
       lo = Math.min(lo, v); hi = Math.max(hi, v);
     }
-    const outputScale = hi > lo ? (hi - lo) / 200 : 0.1;
+    const outputScale = hi > lo ? (hi - lo) / this.o.spread : 0.1;
     const spec: QGemmSpec = { k, n, weight, inputScale, inputZeroPoint: za, weightScale, bias, outputScale,
       outputZeroPoint: zy, outMin: this.o.relu ? zy : 0, outMax: this.o.outMax };
 
