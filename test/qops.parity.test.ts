@@ -61,6 +61,12 @@ describe.each(addon.supported.map((i) => [i]))('quantized ops %s', (isa) => {
       { cin: 7, cout: 9, k: 3, s: 1, p: 2, d: 2, h: 10, w: 11 },
       { cin: 13, cout: 5, k: 5, s: 3, p: 2, h: 14, w: 15 },
       { cin: 64, cout: 1, k: 1, s: 1, p: 0, h: 1, w: 1, n: 2 },
+      // Indirect GEMM (AVX-512): several pixel tiles, row tails, segments padded to 4 bytes,
+      // rectangular kernels, dilated single-tap segments, borders on every side.
+      { cin: 64, cout: 40, k: 3, s: 1, p: 1, h: 11, w: 13, n: 2 },
+      { cin: 3, cout: 20, k: 7, kw: 5, s: 2, sw: 1, p: 3, pw: 1, h: 12, w: 9 },
+      { cin: 6, cout: 35, k: 3, s: 2, p: 1, d: 2, h: 13, w: 12, n: 2 },
+      { cin: 12, cout: 48, k: 2, s: 2, p: 0, h: 7, w: 7 },
     ];
     cases.forEach((c, i) => checkConv(isa, c, 100 + i));
   });
