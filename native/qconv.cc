@@ -12,55 +12,76 @@ namespace {
 
 // im2col of image b, group g: rows [oh*ow] of k = kh*kw*cpg bytes in (ky, kx, ic) order;
 // taps outside the image read the input zero point, so they add 0 to sum (x - zx) * w.
-// col has kColSlack bytes past its last row: short spans are copied as one fixed 16- or 32-byte
-// move (where the source allows the over-read), the next span overwriting the excess.
-constexpr size_t kColSlack = 32;
+// Copies one kernel row of taps (contiguous in the input) exactly: short rows as two overlapping
+// fixed-size moves, so there is no call, no over-read and no write past the row.
+inline void CopySpan(uint8_t* dst, const uint8_t* src, size_t bytes) {
+  if (bytes > 32) {
+    memcpy(dst, src, bytes);
+  } else if (bytes >= 16) {
+    memcpy(dst, src, 16);
+    memcpy(dst + bytes - 16, src + bytes - 16, 16);
+  } else if (bytes >= 8) {
+    memcpy(dst, src, 8);
+    memcpy(dst + bytes - 8, src + bytes - 8, 8);
+  } else if (bytes >= 4) {
+    memcpy(dst, src, 4);
+    memcpy(dst + bytes - 4, src + bytes - 4, 4);
+  } else {
+    for (size_t i = 0; i < bytes; i++) dst[i] = src[i];
+  }
+}
 
-void Im2col(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t w, size_t b, size_t g, size_t ow,
+void Im2col(const PackedQConv& p, const uint8_t* x, size_t h, size_t w, size_t b, size_t g, size_t ow,
             size_t pix_begin, size_t pix_end, uint8_t* col) {
   // Everything in locals: stores through uint8_t* may alias any object, so fields of p would be
   // reloaded after every byte written.
-  const uint8_t* const x_end = x + n * h * w * p.cin;
   const size_t cin = p.cin, cpg = cin / p.groups, kh = p.kh, kw = p.kw, sh = p.sh, sw = p.sw, dh = p.dh, dw = p.dw;
   const ptrdiff_t ph = static_cast<ptrdiff_t>(p.ph), pw = static_cast<ptrdiff_t>(p.pw);
   const ptrdiff_t ih = static_cast<ptrdiff_t>(h), iw = static_cast<ptrdiff_t>(w);
   const uint8_t zx = p.zx;
-  const size_t row_bytes = kw * cpg;
+  const size_t row_bytes = kw * cpg, pix_bytes = kh * row_bytes;
   const uint8_t* const img = x + b * h * w * cin + g * cpg;
   // With groups 1 and no dilation the kw taps of a kernel row are one contiguous span of input.
   const bool spans = p.groups == 1 && dw == 1;
-  size_t oy = pix_begin / ow, ox = pix_begin % ow;
-  uint8_t* dst = col;
-  for (size_t pix = pix_begin; pix < pix_end; pix++) {
+  // Output columns whose kw taps are all inside the image: [ox_lo, ox_hi).
+  const size_t span_w = (kw - 1) * dw;
+  size_t ox_lo = (p.pw + sw - 1) / sw, ox_hi = w + p.pw >= span_w + 1 ? (w + p.pw - span_w - 1) / sw + 1 : 0;
+  if (ox_hi > ow) ox_hi = ow;
+  if (ox_lo > ox_hi) ox_lo = ox_hi;
+  // Border taps read the input zero point, so they add 0 to sum (x - zx) * w.
+  auto slow = [&](uint8_t* d, ptrdiff_t iy, size_t ox) {
+    const bool row_inside = iy >= 0 && iy < ih;
     const ptrdiff_t ix0 = static_cast<ptrdiff_t>(ox * sw) - pw;
-    const bool cols_inside = ix0 >= 0 && ix0 + static_cast<ptrdiff_t>((kw - 1) * dw) < iw;
-    for (size_t ky = 0; ky < kh; ky++, dst += row_bytes) {
+    for (size_t kx = 0; kx < kw; kx++) {
+      const ptrdiff_t ix = ix0 + static_cast<ptrdiff_t>(kx * dw);
+      if (!row_inside || ix < 0 || ix >= iw)
+        memset(d + kx * cpg, zx, cpg);
+      else
+        memcpy(d + kx * cpg, img + (iy * iw + ix) * static_cast<ptrdiff_t>(cin), cpg);
+    }
+  };
+  uint8_t* dst = col;
+  // One run of pixels within an output row at a time; per kernel row, the interior columns are a
+  // tight loop of span copies.
+  for (size_t pix = pix_begin; pix < pix_end;) {
+    const size_t oy = pix / ow, ox0 = pix % ow;
+    const size_t ox1 = ox0 + (pix_end - pix) < ow ? ox0 + (pix_end - pix) : ow;
+    const size_t a = ox_lo < ox0 ? ox0 : ox_lo > ox1 ? ox1 : ox_lo;
+    const size_t z = ox_hi < a ? a : ox_hi > ox1 ? ox1 : ox_hi;
+    for (size_t ky = 0; ky < kh; ky++) {
       const ptrdiff_t iy = static_cast<ptrdiff_t>(oy * sh + ky * dh) - ph;
-      const bool row_inside = iy >= 0 && iy < ih;
-      if (row_inside && cols_inside && spans) {
-        const uint8_t* src = img + (iy * iw + ix0) * static_cast<ptrdiff_t>(cin);
-        if (row_bytes <= 16 && src + 16 <= x_end)
-          memcpy(dst, src, 16);
-        else if (row_bytes <= 32 && src + 32 <= x_end)
-          memcpy(dst, src, 32);
-        else
-          memcpy(dst, src, row_bytes);
-        continue;
+      uint8_t* d = dst + ky * row_bytes;
+      size_t ox = ox0;
+      if (spans && iy >= 0 && iy < ih) {
+        for (; ox < a; ox++, d += pix_bytes) slow(d, iy, ox);
+        const uint8_t* src = img + (iy * iw + static_cast<ptrdiff_t>(a * sw) - pw) * static_cast<ptrdiff_t>(cin);
+        const size_t step = sw * cin;
+        for (; ox < z; ox++, d += pix_bytes, src += step) CopySpan(d, src, row_bytes);
       }
-      // Border taps read the input zero point, so they add 0 to sum (x - zx) * w.
-      for (size_t kx = 0; kx < kw; kx++) {
-        const ptrdiff_t ix = ix0 + static_cast<ptrdiff_t>(kx * dw);
-        uint8_t* d = dst + kx * cpg;
-        if (!row_inside || ix < 0 || ix >= iw)
-          memset(d, zx, cpg);
-        else
-          memcpy(d, img + (iy * iw + ix) * static_cast<ptrdiff_t>(cin), cpg);
-      }
+      for (; ox < ox1; ox++, d += pix_bytes) slow(d, iy, ox);
     }
-    if (++ox == ow) {
-      ox = 0;
-      oy++;
-    }
+    dst += (ox1 - ox0) * pix_bytes;
+    pix += ox1 - ox0;
   }
 }
 
@@ -117,8 +138,8 @@ void QConvRun(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t
     const size_t b = t / (p.groups * tiles), g = (t / tiles) % p.groups, tile = t % tiles;
     const size_t p0 = tile * kPixelTile, p1 = p0 + kPixelTile < pix ? p0 + kPixelTile : pix;
     std::vector<uint8_t>& col = tls_col;
-    if (col.size() < kPixelTile * k + kColSlack) col.resize(kPixelTile * k + kColSlack);
-    Im2col(p, x, n, h, w, b, g, ow, p0, p1, col.data());
+    if (col.size() < kPixelTile * k) col.resize(kPixelTile * k);
+    Im2col(p, x, h, w, b, g, ow, p0, p1, col.data());
     const ptq_qgemm_io io{col.data(), k, y + (b * pix + p0) * p.cout + g * opg, p.cout};
     p.kernel(&p.gemms[g].w, &io, 0, p1 - p0, 0, nb);
   });
