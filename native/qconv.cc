@@ -110,7 +110,8 @@ void QConvRun(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t
   if (p.depthwise) {
     ptq_qdwconv_params dp{p.cin, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw, p.zx, p.dw_w.data(), p.dw_acc.data(),
                           p.dw_bias.data(), p.dw_mult.data(), p.zp, p.lo, p.hi};
-    const size_t rows_per = oh > 8 ? 4 : 1, chunks = (oh + rows_per - 1) / rows_per;
+    // One call per image on one thread: each call rearranges the weights first.
+    const size_t rows_per = threads <= 1 ? oh : oh > 8 ? 4 : 1, chunks = (oh + rows_per - 1) / rows_per;
     const ptq_qdwconv_fn dwconv = QDwConvKernel(p.isa);
     pool.ParallelFor(n * chunks, threads, [&](size_t t, size_t) {
       const size_t b = t / chunks, r0 = (t % chunks) * rows_per, r1 = r0 + rows_per < oh ? r0 + rows_per : oh;

@@ -13,6 +13,11 @@
 //   are within +-255).
 // - Interior pixels (every tap inside the image) read fixed offsets from the pixel's first tap;
 //   border pixels point their outside taps at a row of the input zero point.
+// - Stride 1: the interior pixels of an output row are one flat stream of channels (pixel p,
+//   channel ch at p*c + ch, in the input and the output alike, every tap at a fixed offset), so it
+//   runs in full 64-byte blocks whatever c is: block j starts at channel (64*j) mod c, so weights
+//   and constants are prepared for lcm(c, 64) "channels" (channel i = channel i mod c) and block j
+//   uses phase j mod (lcm/64). A 32- or 144-channel layer then runs at full zmm width.
 // Weights and constants for up to kMaxSuper channels are rearranged on the stack per call.
 // Compiled with the avx512vnni level's flags only; internal linkage but for the extern "C" entry.
 #include <immintrin.h>
@@ -303,6 +308,28 @@ inline void prepare_block(const ptq_qdwconv_params* p, size_t cs, size_t cb, siz
   permute_consts(p->multiplier + cs + cb, n, NL, mbuf + cb);
 }
 
+size_t gcd(size_t a, size_t b) {
+  while (b) {
+    const size_t t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+// Flat-stream buffers (one per thread: too large for the stack next to the per-pixel ones).
+struct FlatBuffers {
+  alignas(64) int8_t w[kWeightBytes];
+  alignas(64) int32_t i[kMaxSuper];
+  alignas(64) float b[kMaxSuper];
+  alignas(64) float m[kMaxSuper];
+  int8_t wrep[kWeightBytes];
+  int32_t irep[kMaxSuper];
+  float brep[kMaxSuper];
+  float mrep[kMaxSuper];
+};
+thread_local FlatBuffers tls_flat;
+
 template <int KT>
 void run(const ptq_qdwconv_params* p, const uint8_t* x, size_t h, size_t w, uint8_t* y, size_t oh, size_t ow, size_t b,
          size_t oy_begin, size_t oy_end) {
@@ -354,14 +381,65 @@ void run(const ptq_qdwconv_params* p, const uint8_t* x, size_t h, size_t w, uint
     else if (r > 0)
       prepare_block<1>(p, cs, cb, r, taps, groups, wbuf, ibuf, bbuf, mbuf);
 
+    // The flat stride-1 stream needs every channel in this superblock and lcm(c, 64) prepared
+    // channels within the buffers.
+    const size_t lcm = c / gcd(c, 64) * 64;
+    // (With c a multiple of 64 the per-pixel blocks are full already: no stream needed.)
+    const bool flat = sw == 1 && c % 64 != 0 && cs == 0 && sc == c && lcm <= sup && taps * lcm <= kWeightBytes;
+    Ctx kf = k;
+    size_t nphase = 0;
+    if (flat) {
+      FlatBuffers& fb = tls_flat;
+      for (size_t i = 0; i < lcm; i += c) {  // lcm / c copies of every channel, no divisions
+        for (size_t t = 0; t < taps; t++) memcpy(fb.wrep + t * lcm + i, p->w + t * c, c);
+        memcpy(fb.irep + i, p->acc_init, c * sizeof(int32_t));
+        memcpy(fb.brep + i, p->bias, c * sizeof(float));
+        memcpy(fb.mrep + i, p->multiplier, c * sizeof(float));
+      }
+      ptq_qdwconv_params pf = *p;
+      pf.c = lcm;
+      pf.w = fb.wrep;
+      pf.acc_init = fb.irep;
+      pf.bias = fb.brep;
+      pf.multiplier = fb.mrep;
+      for (size_t cb = 0; cb < lcm; cb += 64) prepare_block<4>(&pf, 0, cb, 64, taps, groups, fb.w, fb.i, fb.b, fb.m);
+      kf.sc = lcm;
+      kf.wbuf = fb.w;
+      kf.ibuf = fb.i;
+      kf.bbuf = fb.b;
+      kf.mbuf = fb.m;
+      nphase = lcm / 64;
+    }
+
     for (size_t oy = oy_begin; oy < oy_end; oy++) {
       const ptrdiff_t iy0 = static_cast<ptrdiff_t>(oy * sh) - static_cast<ptrdiff_t>(ph);
       const bool row_inside = iy0 >= 0 && static_cast<size_t>(iy0) + span_h < h;
       uint8_t* yrow = y + (b * oh + oy) * ow * c + cs;
       const size_t ia = row_inside ? ox_lo : ow, ib = row_inside ? ox_hi : ow;
+      if (flat && ia < ib) {
+        // Interior pixels [ia, ib) as one stream; block j reads and writes at j*64 and uses
+        // phase j mod nphase (pixel() adds the phase offset cb to both pointers).
+        const uint8_t* in0 = image + (static_cast<size_t>(iy0) * w + (ia - pw)) * c;
+        uint8_t* o0 = yrow + ia * c;
+        const size_t total = (ib - ia) * c, nfull = total / 64;
+        size_t phase = 0;
+        for (size_t j = 0; j < nfull; j++) {
+          const size_t cb = phase * 64;
+          pixel<4, KT, false>(kf, InteriorTaps{in0 + j * 64 - cb, off}, cb, o0 + j * 64 - cb, 0);
+          if (++phase == nphase) phase = 0;
+        }
+        if (total % 64) {
+          const size_t cb = phase * 64;
+          pixel<4, KT, true>(kf, InteriorTaps{in0 + nfull * 64 - cb, off}, cb, o0 + nfull * 64 - cb, byte_mask(total % 64));
+        }
+      }
       for (size_t ox = 0; ox < ow; ox++) {
         const ptrdiff_t ix0 = static_cast<ptrdiff_t>(ox * sw) - static_cast<ptrdiff_t>(pw);
         if (ox >= ia && ox < ib) {
+          if (flat) {
+            ox = ib - 1;  // done as a stream above
+            continue;
+          }
           const InteriorTaps it{image + (static_cast<size_t>(iy0) * w + static_cast<size_t>(ix0)) * c + cs, off};
           pixel_blocks<KT>(k, it, yrow + ox * c);
         } else {
