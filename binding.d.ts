@@ -136,5 +136,9 @@ export interface Binding {
   /** y[m][out] = x[m][in] * W^T + bias, then ReLU; synchronous. */
   f32Linear(packed: F32LinearPacked, m: number, x: Float32Array, y: Float32Array, relu: boolean): void;
   /** Describes a packed float layer: the level asked for, the level whose kernels run, the method. */
+  /** Threads of the eager float ops (0 = all threads of the pool; capped at its size). */
+  setNumThreads(threads: number): void;
+  /** Threads the eager float ops use now. */
+  getNumThreads(): number;
   f32Info(packed: F32ConvPacked | F32LinearPacked): { isa: IsaName; kernelIsa: IsaName; method: F32Method; bytes: number };
 }

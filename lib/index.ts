@@ -64,4 +64,4 @@ export { getBackend, nativeBackend, referenceBackend, loadNative, nativeAvailabl
 export type { Backend, BackendName, IsaName, QGemmSpec, QConv2dSpec } from './kernels';
 export { setDefaultBackend, defaultBackend } from './kernels/default';
 export { setFloatKernels, getFloatKernels } from './kernels/float-select';
-export { setIsa } from './kernels/native';
+export { setIsa, setNumThreads, getNumThreads } from './kernels/native';

@@ -317,6 +317,24 @@ Napi::Value F32ConvPack(const Napi::CallbackInfo& info) {
 }
 
 // f32Conv(packed, x Float32Array [n][h][w][cin], n, h, w, y Float32Array [n][oh][ow][cout], relu)
+// Threads of the eager (module-by-module) float ops; 0 = every thread of the pool.
+std::atomic<size_t> g_num_threads{0};
+
+size_t EagerThreads() {
+  const size_t t = g_num_threads.load(std::memory_order_relaxed), pool = ThreadPool::Global().Size();
+  return t == 0 || t > pool ? pool : t;
+}
+
+// setNumThreads(n): threads of the eager float ops (0 = all); capped at the pool size.
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  g_num_threads.store(ArgSize(info, 0, "threads", 1u << 16), std::memory_order_relaxed);
+  return info.Env().Undefined();
+}
+
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(EagerThreads()));
+}
+
 Napi::Value F32Conv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 7) ThrowType(env, "f32Conv expects 7 arguments");
@@ -342,14 +360,14 @@ Napi::Value F32Conv(const Napi::CallbackInfo& info) {
   if (p->method == F32Method::kDepthwise) {
     const ptq_dwconv_io io{x, h, w, y, oh, ow, relu ? 1 : 0};
     const size_t rows = n * oh, per = 4, tasks = (rows + per - 1) / per;
-    pool.ParallelFor(tasks, pool.Size(), [&](size_t t, size_t) {
+    pool.ParallelFor(tasks, EagerThreads(), [&](size_t t, size_t) {
       p->dw_kernel(&p->dw, &io, t * per, (t + 1) * per < rows ? (t + 1) * per : rows);
     });
   } else {
     const size_t need = ptq_conv2d_f32_scratch_floats(&p->plan);
     const size_t pixels = n * oh * ow, per = 384, tasks = (pixels + per - 1) / per;
     std::atomic<bool> oom{false};
-    pool.ParallelFor(tasks, pool.Size(), [&](size_t t, size_t) {
+    pool.ParallelFor(tasks, EagerThreads(), [&](size_t t, size_t) {
       float* scratch = need ? tls_scratch.Get(need) : nullptr;
       if (need && !scratch) {
         oom = true;
@@ -431,6 +449,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("f32LinearPack", Napi::Function::New(env, F32LinearPack, "f32LinearPack"));
   exports.Set("f32Linear", Napi::Function::New(env, F32Linear, "f32Linear"));
   exports.Set("f32Info", Napi::Function::New(env, F32Info, "f32Info"));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   return exports;
 }
 

@@ -77,9 +77,12 @@ async function main() {
         const c = api.compileModel(q, { inputShape: [3, 224, 224], maxBatch: batch, threads });
         add('ptq-int8', name, batch, threads, timeit(() => c.runSync(x), reps(batch)));
       }
-      // The fp32 path is module by module and single-threaded (calibration baseline).
-      const fms = timeit(() => fused.call(x), Math.max(2, reps(batch) / 5));
-      add('ptq-fp32', name, batch, 1, fms);
+      // The fp32 path is module by module (calibration baseline); setNumThreads sets its threads.
+      for (const threads of [1, 2]) {
+        api.setNumThreads(threads);
+        add('ptq-fp32', name, batch, threads, timeit(() => fused.call(x), Math.max(2, reps(batch) / 5)));
+      }
+      api.setNumThreads(0);
       if (ort) {
         for (const [engine, bytes] of [['ort-int8', exportOnnx(q, { arch: name, numClasses: 1000 })], ['ort-fp32', exportOnnx(fused, { arch: name, numClasses: 1000 }, { float: true })]]) {
           for (const threads of [1, 2]) {

@@ -23,3 +23,20 @@ test('the entry point exports each step under its PyTorch-style name', () => {
     'mobilenetV2', 'resnet18', 'resnet50', 'loadWeights', 'saveQuantizedModel', 'loadQuantizedModel', 'evaluate'])
     expect((api as Record<string, unknown>)[n]).toBeDefined();
 });
+
+test('setNumThreads changes the eager float ops thread count, never their results', () => {
+  const model = smallModel();
+  model.fuseModel();
+  const x = new api.Tensor(new Float32Array(2 * 3 * 28 * 28).map((_, i) => Math.sin(i)), [2, 3, 28, 28]);
+  const all = Array.from((model.call(x) as api.Tensor).data);
+  try {
+    api.setNumThreads(1);
+    expect(api.getNumThreads()).toBe(1);
+    expect(Array.from((model.call(x) as api.Tensor).data)).toEqual(all);
+  } finally {
+    api.setNumThreads(0);
+  }
+  expect(api.getNumThreads()).toBeGreaterThanOrEqual(1);
+  expect(() => api.setNumThreads(-1)).toThrow(/threads/);
+  expect(() => api.setNumThreads(1.5)).toThrow(/threads/);
+});

@@ -108,6 +108,21 @@ export function setIsa(isa: IsaName): void {
   loaded = { ...addon, isa: chooseIsa(addon.supported, isa) };
 }
 
+/**
+ * Sets how many threads the eager (module-by-module) float ops use, like torch.set_num_threads;
+ * 0 = all cores. Compiled models take their own `threads` option.
+ */
+export function setNumThreads(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 0 || threads > 65536)
+    throw new RangeError(`Expected an integer in [0, 65536] for threads but received ${String(threads)}`);
+  loadNative().binding.setNumThreads(threads);
+}
+
+/** The number of threads the eager float ops use (1 without the native addon). */
+export function getNumThreads(): number {
+  return nativeAvailable() ? loadNative().binding.getNumThreads() : 1;
+}
+
 /** True when the native addon can be loaded here. */
 export function nativeAvailable(): boolean {
   try {
