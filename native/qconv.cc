@@ -87,7 +87,11 @@ void Im2col(const PackedQConv& p, const uint8_t* x, size_t h, size_t w, size_t b
 
 thread_local std::vector<uint8_t> tls_col;
 
-constexpr double kMinParallelMacs = 3e6;
+// Below about 8 us of single-thread work a conv runs on the calling thread (a parallel region
+// costs a few us even with spinning workers). Work in GEMM MACs (~250 per ns here); a depthwise
+// output (taps MACs plus a float epilogue) costs about as much as kDwOutputMacs GEMM MACs.
+constexpr double kMinParallelWork = 2e6;
+constexpr double kDwOutputMacs = 48;
 constexpr size_t kPixelTile = 96;  // output pixels per task: a multiple of every kernel's MR (6 and 8)
 
 }  // namespace
@@ -104,9 +108,9 @@ bool QConvOutSize(const PackedQConv& p, size_t h, size_t w, size_t* oh, size_t* 
 void QConvRun(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t w, uint8_t* y, size_t oh, size_t ow,
               size_t threads) {
   ThreadPool& pool = ThreadPool::Global();
-  // Waking the pool costs tens of microseconds: small convs run on the calling thread.
-  const double macs = static_cast<double>(n) * oh * ow * p.cout * (p.cin / p.groups) * p.kh * p.kw;
-  if (macs < kMinParallelMacs) threads = 1;
+  const double outputs = static_cast<double>(n) * oh * ow * p.cout;
+  const double work = p.depthwise ? outputs * kDwOutputMacs : outputs * (p.cin / p.groups) * p.kh * p.kw;
+  if (work < kMinParallelWork) threads = 1;
   if (p.depthwise) {
     ptq_qdwconv_params dp{p.cin, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw, p.zx, p.dw_w.data(), p.dw_acc.data(),
                           p.dw_bias.data(), p.dw_mult.data(), p.zp, p.lo, p.hi};

@@ -35,11 +35,14 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::Drain(Region* r, size_t index) {
-  for (;;) {
-    const size_t t = r->next.fetch_add(1, std::memory_order_relaxed);
-    if (t >= r->tasks) return;
-    (*r->fn)(t, index);
-    r->done.fetch_add(1, std::memory_order_release);
+  for (size_t i = 0; i < r->parts; i++) {
+    Range& range = r->range[(index + i) % r->parts];
+    for (;;) {
+      const size_t t = range.next.fetch_add(1, std::memory_order_relaxed);
+      if (t >= range.end) break;
+      (*r->fn)(t, index);
+      r->done.fetch_add(1, std::memory_order_release);
+    }
   }
 }
 
@@ -79,6 +82,12 @@ void ThreadPool::ParallelFor(size_t tasks, size_t max_threads, const std::functi
   r.fn = &fn;
   r.tasks = tasks;
   r.max_worker_index = max_threads - 1 < workers_.size() ? max_threads - 1 : workers_.size();
+  if (r.max_worker_index >= kMaxParts) r.max_worker_index = kMaxParts - 1;
+  r.parts = r.max_worker_index + 1 < tasks ? r.max_worker_index + 1 : tasks;
+  for (size_t j = 0; j < r.parts; j++) {
+    r.range[j].next.store(tasks * j / r.parts, std::memory_order_relaxed);
+    r.range[j].end = tasks * (j + 1) / r.parts;
+  }
   region_.store(&r, std::memory_order_release);
   {
     std::lock_guard<std::mutex> l(m_);  // sleepers check the generation under m_: no lost wake-up

@@ -33,11 +33,21 @@ class ThreadPool {
   size_t Size() const { return workers_.size() + 1; }
 
  private:
+  // Tasks are split into one contiguous range per taking-part thread: thread j runs range j in
+  // order, then helps with the others. Consecutive ops split the same way (pixel tiles), so each
+  // core mostly reads what it wrote itself, from its own L2; stealing keeps a late thread from
+  // stalling the region.
+  static constexpr size_t kMaxParts = 64;
+  struct alignas(64) Range {
+    std::atomic<size_t> next{0};
+    size_t end = 0;
+  };
   struct Region {
     const std::function<void(size_t, size_t)>* fn;
     size_t tasks;
     size_t max_worker_index;  // workers 1..max_worker_index take part
-    std::atomic<size_t> next{0};
+    size_t parts;             // max_worker_index + 1 ranges
+    Range range[kMaxParts];
     std::atomic<size_t> done{0};
   };
   void WorkerLoop(size_t index);
