@@ -143,10 +143,12 @@ void RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t thr
   size_t first = 0;
   if (!op_ns && n >= 2 && n >= threads) {
     first = n - n % threads;
-    ThreadPool::Global().ParallelFor(first, threads, [&](size_t b, size_t) {
+    // Activations are scratch: thread w keeps every sample it runs in the arena's sample-w region,
+    // which then stays warm in its cache from sample to sample (w < threads <= n <= max_batch).
+    ThreadPool::Global().ParallelFor(first, threads, [&](size_t b, size_t worker) {
       const float* in = input + b * plan.in_floats;
       float* out = output + b * plan.out_floats;
-      for (const Op& op : plan.ops) RunOp(plan, op, 1, in, out, 1, static_cast<ptrdiff_t>(b));
+      for (const Op& op : plan.ops) RunOp(plan, op, 1, in, out, 1, static_cast<ptrdiff_t>(worker));
     });
     if (first == n) return;
     input += first * plan.in_floats;
