@@ -6,6 +6,10 @@
 // Usage: npm run bench [-- --quick] [-- --json]
 'use strict';
 const { performance } = require('perf_hooks');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { spawnSync } = require('child_process');
 const api = require('../dist');
 const { exportOnnx } = require('../dist/io/onnx-export');
 
@@ -95,6 +99,17 @@ async function main() {
       }
     }
     if (name === 'mobilenet_v2') {
+      // Peak RSS of the saved int8 model loaded and run in a fresh process.
+      const file = path.join(os.tmpdir(), `ptq-bench-${process.pid}.safetensors`);
+      api.saveQuantizedModel(file, q, { architecture: { arch: name, numClasses: 1000 }, qconfig: 'fbgemm' });
+      const r = spawnSync(process.execPath, [path.join(__dirname, 'bench-rss.js'), file, '3,224,224'], { encoding: 'utf8' });
+      fs.rmSync(file, { force: true });
+      if (r.status === 0) {
+        const m = JSON.parse(r.stdout);
+        log(`loaded int8 ${name}: RSS +${m.added_mb.toFixed(1)} MB (file ${m.file_mb.toFixed(2)} MB, arena ${m.arena_mb.toFixed(2)} MB, ` +
+          `budget 4x file + arena = ${m.budget_mb.toFixed(1)} MB)`);
+        rows.push({ engine: 'ptq-int8', model: name, metric: 'loaded_rss_added_mb', value: +m.added_mb.toFixed(2), budget_mb: +m.budget_mb.toFixed(2) });
+      } else log(`RSS measurement failed: ${r.stderr}`);
       // Event-loop lag while 64 run() calls are in flight.
       const c = api.compileModel(q, { inputShape: [3, 224, 224], maxBatch: 1 });
       let last = performance.now(), lag = 0;

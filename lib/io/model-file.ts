@@ -3,6 +3,7 @@
 // qparams. Loading rebuilds the architecture, fuses it and swaps in the quantized modules.
 import { ArchitectureSpec, createModel } from '../models';
 import { Module } from '../nn/module';
+import { fuseStructureOnly } from '../quantization/fuse';
 import { DeQuantize, QFunctional, QuantizedConv2d, QuantizedDropout, QuantizedLinear, Quantize, QWeight } from '../nn/quantized';
 import type { Conv2dGeometry } from '../kernels/float';
 import { readSafetensors, encodeSafetensors, writeFileAtomic } from './safetensors';
@@ -88,7 +89,8 @@ export interface QuantizedModelFile extends QuantizedModelInfo {
 /** Reads and validates a quantized model file without building the model. */
 export function readQuantizedModelFile(file: string | Uint8Array): QuantizedModelFile {
   const label = typeof file === 'string' ? file : undefined;
-  const { tensors, metadata } = readSafetensors(file);
+  // Weights are views into the file's bytes when we read the file ourselves.
+  const { tensors, metadata } = readSafetensors(file, { view: true });
   if (metadata.format !== MODEL_FORMAT)
     throw new FormatError(`not a ptq-node quantized model (format '${metadata.format ?? 'missing'}', expected '${MODEL_FORMAT}')`, label);
   const parse = <T>(key: string): T => {
@@ -140,7 +142,8 @@ export function loadQuantizedModel(file: string | Uint8Array): { model: Module; 
     throw new FormatError(`unknown architecture: ${(e as Error).message}`, label);
   }
   model.eval();
-  (model as Module & { fuseModel(): void }).fuseModel();
+  // Every fused conv is replaced by its record below: only the fused structure is needed.
+  fuseStructureOnly(() => (model as Module & { fuseModel(): void }).fuseModel());
   for (const r of f.records) {
     let slot: Module;
     try {
@@ -177,5 +180,10 @@ export function loadQuantizedModel(file: string | Uint8Array): { model: Module; 
     }
     model.setSubmodule(r.name, q);
   }
+  // The skeleton's float layers hold no weights (zeros, or unfolded after a structure-only fuse):
+  // one left without a record would run silently wrong.
+  for (const [name, m] of model.namedModules())
+    if (m._parameters.size > 0 && [...m._parameters.values()].some((p) => p !== null))
+      throw new FormatError(`module '${name}' (${m.typeName()}) has no quantized record in the file`, label);
   return { model, info: f };
 }

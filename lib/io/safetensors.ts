@@ -5,7 +5,8 @@
  */
 import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'fs';
 import { TextDecoder, TextEncoder } from 'util';
-import { DType, DTYPE_SIZE, FormatError, RawTensor, bytesOf, checkShape, copyToTyped } from './types';
+import { endianness } from 'os';
+import { DType, DTYPE_ARRAY, DTYPE_SIZE, FormatError, RawTensor, bytesOf, checkShape, copyToTyped } from './types';
 
 const TO_ST: Readonly<Record<DType, string>> = {
   float32: 'F32', float64: 'F64', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int16: 'I16',
@@ -22,10 +23,15 @@ const MAX_HEADER = 100_000_000; // same limit as the reference implementation
 /** Contents of a safetensors file: the tensors (in data order) and the `__metadata__` strings. */
 export interface Safetensors { tensors: Map<string, RawTensor>; metadata: Record<string, string> }
 
-/** Reads a safetensors file (path or bytes); tensors come back in data-offset order, copied into aligned arrays. */
-export function readSafetensors(file: string | Uint8Array): Safetensors {
+/**
+ * Reads a safetensors file (path or bytes); tensors come back in data-offset order, copied into
+ * aligned arrays. With `view` (only for a path, whose bytes nobody else holds), tensors at an
+ * offset aligned to their element size are views into the file's bytes instead: no second copy.
+ */
+export function readSafetensors(file: string | Uint8Array, options: { view?: boolean } = {}): Safetensors {
   const label = typeof file === 'string' ? file : undefined;
   const bytes = typeof file === 'string' ? readFileSync(file) : file;
+  const view = typeof file === 'string' && options.view === true && endianness() === 'LE';
   const fail = (msg: string): FormatError => new FormatError(msg, label);
   if (bytes.length < 8) throw fail(`file of ${bytes.length} bytes is too short for a safetensors header`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -88,7 +94,11 @@ export function readSafetensors(file: string | Uint8Array): Safetensors {
 
   const tensors = new Map<string, RawTensor>();
   for (const e of entries) {
-    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: copyToTyped(e.dtype, bytes, bufStart + e.begin, e.end - e.begin) });
+    const off = bytes.byteOffset + bufStart + e.begin, size = DTYPE_SIZE[e.dtype];
+    const data = view && off % size === 0
+      ? new DTYPE_ARRAY[e.dtype](bytes.buffer as ArrayBuffer, off, (e.end - e.begin) / size)
+      : copyToTyped(e.dtype, bytes, bufStart + e.begin, e.end - e.begin);
+    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data });
   }
   return { tensors, metadata };
 }

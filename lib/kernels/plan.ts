@@ -21,7 +21,11 @@ export interface TracedPlan {
   outFloats: number;
 }
 
-/** A backend that runs the native kernels and records each call as a plan op (batch 1). */
+/**
+ * A backend that records each kernel call as a plan op (batch 1) without running it: only buffer
+ * identities and shapes matter, so the traced activations are never written (their pages are
+ * never touched) and compiling costs no activation memory. Packing goes to the native backend.
+ */
 export class TracingBackend implements Backend {
   readonly name = 'native' as const;
   readonly recorded: Recorded[] = [];
@@ -37,35 +41,27 @@ export class TracingBackend implements Backend {
   }
   qgemm(p: PackedQGemm, m: number, a: Uint8Array, c: Uint8Array, lda?: number, ldc?: number): void {
     if ((lda !== undefined && lda !== p.k) || (ldc !== undefined && ldc !== p.n)) throw new Error('plans need dense GEMM operands');
-    this.inner.qgemm(p, m, a, c, lda, ldc);
     this.recorded.push({ op: { kind: 'gemm', in0: 0, out: 0, handle: nativeHandleOf(p), rows: m }, reads: [a], writes: c });
   }
   qconv2d(p: PackedQConv2d, x: Uint8Array, n: number, h: number, w: number, y: Uint8Array): void {
-    this.inner.qconv2d(p, x, n, h, w, y);
     this.recorded.push({ op: { kind: 'conv', in0: 0, out: 0, handle: nativeHandleOf(p), h, w }, reads: [x], writes: y });
   }
   quantize(x: Float32Array, y: Uint8Array, scale: number, zeroPoint: number): void {
-    this.inner.quantize(x, y, scale, zeroPoint);
     this.recorded.push({ op: { kind: 'quantize', in0: -1, out: 0, count: y.length, scale, zeroPoint, nchwC: 0, nchwHW: 0 }, reads: [x], writes: y });
   }
   dequantize(x: Uint8Array, y: Float32Array, scale: number, zeroPoint: number): void {
-    this.inner.dequantize(x, y, scale, zeroPoint);
     this.recorded.push({ op: { kind: 'dequantize', in0: 0, out: -2, count: x.length, scale, zeroPoint }, reads: [x], writes: y });
   }
   qadd(a: Uint8Array, b: Uint8Array, y: Uint8Array, p: QAddParams): void {
-    this.inner.qadd(a, b, y, p);
     this.recorded.push({ op: { kind: 'add', in0: 0, in1: 0, out: 0, count: y.length, ...p }, reads: [a, b], writes: y });
   }
   qmeanHW(x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, scale: number, zeroPoint: number): void {
-    this.inner.qmeanHW(x, n, hw, c, y, scale, zeroPoint);
     this.recorded.push({ op: { kind: 'mean', in0: 0, out: 0, hw, c, scale, zeroPoint }, reads: [x], writes: y });
   }
   qadaptiveAvgPool(x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, inScale: number, inZeroPoint: number, outScale: number, outZeroPoint: number): void {
-    this.inner.qadaptiveAvgPool(x, n, hw, c, y, inScale, inZeroPoint, outScale, outZeroPoint);
     this.recorded.push({ op: { kind: 'aap', in0: 0, out: 0, hw, c, scale: inScale, zeroPoint: inZeroPoint, outScale, outZeroPoint }, reads: [x], writes: y });
   }
   qmaxpool2d(x: Uint8Array, n: number, h: number, w: number, c: number, k: number, stride: number, pad: number, y: Uint8Array): void {
-    this.inner.qmaxpool2d(x, n, h, w, c, k, stride, pad, y);
     this.recorded.push({ op: { kind: 'maxpool', in0: 0, out: 0, h, w, c, k, stride, pad }, reads: [x], writes: y });
   }
 

@@ -29,9 +29,27 @@ export function fuseConvBnWeights(
   return [new Tensor(w, convW.shape), new Tensor(b, [cout])];
 }
 
+let structureOnly = false;
+
+/**
+ * Runs fn (a fuse) for its module structure only: Conv+BN becomes the conv itself, without the
+ * folded copy. For skeletons whose fused weights are replaced right away (loading a quantized
+ * model file), where computing them would only cost time and memory.
+ */
+export function fuseStructureOnly<T>(fn: () => T): T {
+  const before = structureOnly;
+  structureOnly = true;
+  try {
+    return fn();
+  } finally {
+    structureOnly = before;
+  }
+}
+
 /** fuse_conv_bn_eval: a copy of conv with the batch norm folded in. */
 export function fuseConvBnEval(conv: Conv2d, bn: BatchNorm2d): Conv2d {
   if (conv.training || bn.training) throw new Error('Fusion only for eval!');
+  if (structureOnly) return conv;
   const fused = deepCopy(conv);
   const [w, b] = fuseConvBnWeights(
     conv.weight, conv.bias, bn._buffers.get('running_mean')!.data, bn._buffers.get('running_var')!.data, bn.eps,
