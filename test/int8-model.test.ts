@@ -6,7 +6,8 @@ import * as path from 'path';
 import { setDefaultBackend } from '../lib/kernels/default';
 import { loadNative } from '../lib/kernels';
 import { setIsa } from '../lib/kernels/native';
-import { loadQuantizedModel, saveQuantizedModel } from '../lib/io/model-file';
+import { encodeQuantizedModel, loadQuantizedModel, saveQuantizedModel } from '../lib/io/model-file';
+import { encodeSafetensors, readSafetensors } from '../lib/io/safetensors';
 import { FormatError } from '../lib/io/types';
 import { Module } from '../lib/nn/module';
 import { QuantizedModule } from '../lib/nn/quantized';
@@ -88,6 +89,12 @@ describe.each([['default'], ['fbgemm']])('%s qconfig', (name) => {
     const other = { ...arch, invertedResidualSetting: undefined };
     saveQuantizedModel(file, q, { architecture: other, qconfig: name });
     expect(() => loadQuantizedModel(file)).toThrow(FormatError);
+    // A file whose records miss a conv would leave a float layer without weights: refused.
+    const bytes = encodeQuantizedModel(q, { architecture: arch, qconfig: name });
+    const { tensors, metadata } = readSafetensors(bytes);
+    const records = JSON.parse(metadata.modules).filter((r: { name: string }) => r.name !== 'features.1.conv.0.0');
+    fs.writeFileSync(file, encodeSafetensors(tensors, { ...metadata, modules: JSON.stringify(records) }));
+    expect(() => loadQuantizedModel(file)).toThrow(/features\.1\.conv\.0\.0.*no quantized record/);
     fs.rmSync(dir, { recursive: true });
   });
 });
