@@ -74,7 +74,7 @@ void pixel_channels(const Row& r, size_t ox, ptrdiff_t ix0, size_t kx0, size_t k
 #pragma GCC unroll 4
     for (size_t q = 0; q < 4; q++) {
       m[q] = q < nq ? lane_mask(left - q * kLanes) : 0;
-      acc[q] = init(r, cb + q * kLanes);
+      acc[q] = q < nq ? init(r, cb + q * kLanes) : _mm512_setzero_ps();  // no bias read past the blocks
     }
     for (size_t ky = r.ky0; ky < r.ky1; ky++) {
       const float* xr = r.x + static_cast<size_t>(r.iy0 + static_cast<ptrdiff_t>(ky * r.dh)) * r.w * r.c + cb;
