@@ -3,7 +3,7 @@
 // CompiledModel.run() (a worker thread: the event loop stays free), a bounded queue (503 +
 // Retry-After beyond it), body size limits, 400 with a JSON message on bad input, GET /healthz,
 // GET /metrics (Prometheus text), and a graceful close that finishes in-flight requests.
-import Fastify, { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CompiledModel } from '../inference';
 import { ImageError, ImagePreprocess, loadImageTensor, preprocessShape } from '../io/images';
 import { packageVersion } from '../version';
@@ -101,6 +101,9 @@ export function createServer(o: ServeOptions): PredictServer {
   metrics.add(new Gauge('ptq_requests_preparing', 'requests admitted and being decoded', () => preparing));
   metrics.add(new Gauge('ptq_batches_in_flight', 'inference batches running', () => batcher.inFlight));
 
+  // fastify is loaded here, not at import: `require('ptq-node')` stays light for library users.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const Fastify = require('fastify') as typeof import('fastify').default;
   const app = Fastify({ logger: o.logger ?? false, bodyLimit: o.bodyLimit ?? 8 << 20, requestTimeout: 30000, return503OnClosing: true });
   app.addContentTypeParser(/^image\//, { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
