@@ -185,38 +185,42 @@ export function resizeBilinear(px: Pixels, width: number, height: number): Pixel
   const C = px.channels;
   const h = precomputeCoeffs(px.width, width), v = precomputeCoeffs(px.height, height);
   const needH = width !== px.width, needV = height !== px.height;
-  // Horizontal pass over the rows the vertical pass uses.
-  const yFirst = v.bounds[0], yLast = v.bounds[2 * height - 2] + v.bounds[2 * height - 1];
+  const half = 1 << (PRECISION_BITS - 1);
+  // Horizontal pass over the rows the vertical pass uses (all rows when there is no vertical pass).
   let src = px.data, srcW = px.width, rowOff = 0, rows = px.height;
   if (needH) {
-    rows = needV ? yLast - yFirst : px.height;
-    rowOff = needV ? yFirst : 0;
-    const tmp = new Uint8Array(rows * width * C);
+    if (needV) {
+      rowOff = v.bounds[0];
+      rows = v.bounds[2 * height - 2] + v.bounds[2 * height - 1] - rowOff;
+    }
+    const tmp = new Uint8Array(rows * width * C), d = px.data, kk = h.kk, ks = h.ksize;
     for (let y = 0; y < rows; y++) {
-      const inRow = (y + rowOff) * px.width * C;
+      const inRow = (y + rowOff) * px.width * C, outRow = y * width * C;
       for (let xx = 0; xx < width; xx++) {
-        const xmin = h.bounds[2 * xx], xmax = h.bounds[2 * xx + 1], kb = xx * h.ksize;
+        const base = inRow + h.bounds[2 * xx] * C, n = h.bounds[2 * xx + 1], kb = xx * ks;
         for (let c = 0; c < C; c++) {
-          let ss = 1 << (PRECISION_BITS - 1);
-          for (let x = 0; x < xmax; x++) ss += px.data[inRow + (x + xmin) * C + c] * h.kk[kb + x];
-          tmp[(y * width + xx) * C + c] = clip8(ss);
+          let ss = half;
+          for (let x = 0, p = base + c; x < n; x++, p += C) ss += d[p] * kk[kb + x];
+          tmp[outRow + xx * C + c] = clip8(ss);
         }
       }
     }
     src = tmp;
     srcW = width;
-  } else rowOff = 0;
+  }
   if (!needV) return { data: src, width, height: rows, channels: C };
-  const out = new Uint8Array(height * width * C);
+  // Vertical pass, row by row (contiguous reads): acc[row] += weight * src[row].
+  const rowLen = width * C, out = new Uint8Array(height * rowLen), acc = new Int32Array(rowLen), kk = v.kk, ks = v.ksize;
+  if (srcW !== width) throw new Error('internal: resize row width');
   for (let yy = 0; yy < height; yy++) {
-    const ymin = v.bounds[2 * yy] - (needH ? rowOff : 0), ymax = v.bounds[2 * yy + 1], kb = yy * v.ksize;
-    for (let xx = 0; xx < width; xx++) {
-      for (let c = 0; c < C; c++) {
-        let ss = 1 << (PRECISION_BITS - 1);
-        for (let y = 0; y < ymax; y++) ss += src[((y + ymin) * srcW + xx) * C + c] * v.kk[kb + y];
-        out[(yy * width + xx) * C + c] = clip8(ss);
-      }
+    const ymin = v.bounds[2 * yy] - rowOff, n = v.bounds[2 * yy + 1], kb = yy * ks;
+    acc.fill(half);
+    for (let y = 0; y < n; y++) {
+      const k = kk[kb + y], r = (y + ymin) * rowLen;
+      for (let i = 0; i < rowLen; i++) acc[i] += src[r + i] * k;
     }
+    const o = yy * rowLen;
+    for (let i = 0; i < rowLen; i++) out[o + i] = clip8(acc[i]);
   }
   return { data: out, width, height, channels: C };
 }
