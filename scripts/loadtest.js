@@ -5,7 +5,8 @@
 // (224x224, 1000 classes) with random weights, quantized here (default qconfig), or --model FILE.
 // Input: a 320x240 JPEG (decode + Resize(256) + CenterCrop(224) + Normalize on the server), or
 // --input tensor (a raw float32 [1,3,224,224] body). Bounded: --duration seconds per point (5).
-// Usage: npm run build && node scripts/loadtest.js [--duration 5] [--input jpeg|tensor] [--model M] [--json]
+// Usage: npm run build && node scripts/loadtest.js [--duration 5] [--input jpeg|tensor] [--model M]
+//        [--preprocess-threads N] [--json]
 'use strict';
 const { spawn } = require('child_process');
 const fs = require('fs');
@@ -19,6 +20,7 @@ const arg = (name, dflt) => { const i = process.argv.indexOf(name); return i > 0
 const duration = Number(arg('--duration', '5'));
 const input = arg('--input', 'jpeg');
 const json = process.argv.includes('--json');
+const pthreads = arg('--preprocess-threads');
 const log = (...a) => { if (!json) console.error(...a); };
 const root = path.join(__dirname, '..');
 
@@ -47,7 +49,7 @@ function randomModelFile(dir) {
 
 function startServer(model, maxBatch) {
   const p = spawn(process.execPath, [path.join(root, 'bin', 'ptq.js'), 'serve', model, '--port', '0', '--max-batch', String(maxBatch),
-    '--max-wait-ms', '2', '--max-queue', '256', '--preprocess', 'imagenet'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    '--max-wait-ms', '2', '--max-queue', '256', '--preprocess', 'imagenet', ...(pthreads !== undefined ? ['--preprocess-threads', pthreads] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let out = '';
     p.stdout.on('data', (d) => {

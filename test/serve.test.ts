@@ -108,6 +108,23 @@ describe('predictions', () => {
     expect(r3.json.predictions).toEqual(r4.json.predictions);
   });
 
+  test('images are preprocessed on worker threads, with the same result as on the event loop', async () => {
+    expect(s.server.preprocessThreads).toBeGreaterThanOrEqual(1);
+    const inline = await start({ preprocessThreads: 0 });
+    try {
+      expect(inline.server.preprocessThreads).toBe(0);
+      for (const f of ['fmnist-0.png', 'fmnist-1.jpg']) {
+        const bytes = fs.readFileSync(path.join(images, f)), type = f.endsWith('png') ? 'image/png' : 'image/jpeg';
+        const [a, b] = await Promise.all([s.url, inline.url].map((u) => request(u, 'POST', '/v1/predict?top_k=10', bytes, { 'Content-Type': type })));
+        expect(a.json.predictions).toEqual(b.json.predictions);
+      }
+      const bad = await request(inline.url, 'POST', '/v1/predict', Buffer.from('nope'), { 'Content-Type': 'image/png' });
+      expect(bad.status).toBe(400);
+    } finally {
+      await inline.server.close();
+    }
+  });
+
   test('/healthz and /metrics', async () => {
     const h = await request(s.url, 'GET', '/healthz');
     expect(h.status).toBe(200);

@@ -18,6 +18,7 @@ interface ServeArgs extends PreprocessArgs {
   topK: string;
   threads: string;
   bodyLimit: string;
+  preprocessThreads?: string;
   log?: boolean;
 }
 
@@ -40,6 +41,7 @@ export function registerServe(p: Command): void {
     .option('--top-k <n>', 'predictions per response (a request may pass ?top_k=)', '5')
     .option('--threads <n>', 'intra-op threads per batch (0: all cores)', '0')
     .option('--body-limit <bytes>', 'largest request body', String(8 << 20))
+    .option('--preprocess-threads <n>', 'worker threads decoding and preprocessing images (default: cores - 1, 1..4; 0: on the event loop)')
     .option('--log', 'log requests (fastify/pino JSON lines on stdout)');
   addPreprocessOptions(c)
     .action(async (file: string, a: ServeArgs) => {
@@ -56,12 +58,14 @@ export function registerServe(p: Command): void {
         model: compiled, preprocess, labels, topK: positiveInt('--top-k', a.topK), maxBatch,
         maxWaitMs: nonNegative('--max-wait-ms', a.maxWaitMs), maxQueue: positiveInt('--max-queue', a.maxQueue),
         bodyLimit: positiveInt('--body-limit', a.bodyLimit), logger: !!a.log,
+        preprocessThreads: a.preprocessThreads !== undefined ? nonNegative('--preprocess-threads', a.preprocessThreads) : undefined,
       });
       const port = Number(a.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got '${a.port}'`);
       const url = await server.listen(port, a.host);
       console.log(`ptq serve: listening on ${url} (model ${file}, input [${inputShape}], ${compiled.outputShape} outputs, ` +
         `max batch ${maxBatch}, max wait ${a.maxWaitMs} ms, max queue ${a.maxQueue}, isa ${loadNative().isa}, ` +
+        `${server.preprocessThreads} image threads, ` +
         `labels ${labels ? (a.labels ? a.labels : 'from the model file') : 'none (indices)'})`);
       let stopping = false;
       const stop = (sig: string) => {

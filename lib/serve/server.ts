@@ -4,10 +4,12 @@
 // Retry-After beyond it), body size limits, 400 with a JSON message on bad input, GET /healthz,
 // GET /metrics (Prometheus text), and a graceful close that finishes in-flight requests.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import * as os from 'os';
 import type { CompiledModel } from '../inference';
-import { ImageError, ImagePreprocess, loadImageTensor, preprocessShape } from '../io/images';
+import { ImageError, ImagePreprocess, preprocessShape } from '../io/images';
 import { packageVersion } from '../version';
 import { DynamicBatcher, OverloadError } from './batcher';
+import { PreprocessPool } from './preprocess-pool';
 import { Counter, Gauge, Histogram, Registry } from './metrics';
 
 /** Options of createServer. */
@@ -28,6 +30,8 @@ export interface ServeOptions {
   maxQueue?: number;
   /** Largest request body in bytes (default 8 MiB); larger is 413. */
   bodyLimit?: number;
+  /** Worker threads decoding and preprocessing images (default: cores - 1, at least 1, at most 4; 0: on the event loop). */
+  preprocessThreads?: number;
   /** Fastify's logger option (default false). */
   logger?: boolean;
 }
@@ -37,6 +41,8 @@ export interface PredictServer {
   app: FastifyInstance;
   batcher: DynamicBatcher;
   metrics: Registry;
+  /** Image preprocessing worker threads in use (0: on the event loop). */
+  preprocessThreads: number;
   /** Starts listening; resolves with the bound address (e.g. http://127.0.0.1:8080). */
   listen(port: number, host?: string): Promise<string>;
   /** Stops accepting connections, finishes in-flight requests, then resolves. */
@@ -92,6 +98,8 @@ export function createServer(o: ServeOptions): PredictServer {
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]));
   const rejected = metrics.add(new Counter('ptq_rejected_total', 'requests rejected by reason (overload, bad_input, ...)'));
   let preparing = 0;
+  const cores = os.availableParallelism ? os.availableParallelism() : os.cpus().length;
+  const pool = new PreprocessPool(o.preprocess, o.preprocessThreads ?? Math.max(1, Math.min(4, cores - 1)));
   const batcher = new DynamicBatcher(async (x, n) => (await model.run(new Float32Array(x.buffer, x.byteOffset, n * inPer))).data,
     inPer, outPer, { maxBatch, maxWaitMs: o.maxWaitMs ?? 2, maxQueue }, (n, ms) => {
       batchSizes.observe(n);
@@ -137,7 +145,7 @@ export function createServer(o: ServeOptions): PredictServer {
     const body = req.body;
     if (type.startsWith('image/')) {
       if (!Buffer.isBuffer(body) || body.length === 0) throw bad('the request body is empty; send the image bytes');
-      return (await loadImageTensor(body, o.preprocess)).data;
+      return pool.run(body);
     }
     let shape: number[], data: Float32Array;
     if (type === 'application/octet-stream') {
@@ -152,7 +160,7 @@ export function createServer(o: ServeOptions): PredictServer {
       if (typeof j.image === 'string') {
         const bytes = Buffer.from(j.image, 'base64');
         if (bytes.length === 0) throw bad('"image" is empty or not base64');
-        return (await loadImageTensor(bytes, o.preprocess)).data;
+        return pool.run(bytes);
       }
       shape = parseShape(j.shape);
       if (!Array.isArray(j.data)) throw bad('"data" must be an array of numbers');
@@ -198,10 +206,11 @@ export function createServer(o: ServeOptions): PredictServer {
   app.addHook('onClose', async () => {
     batcher.close();
     await batcher.drain();
+    await pool.close();
   });
 
   return {
-    app, batcher, metrics,
+    app, batcher, metrics, preprocessThreads: pool.threads,
     async listen(port: number, host = '127.0.0.1') {
       return app.listen({ port, host });
     },
