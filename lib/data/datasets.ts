@@ -104,7 +104,8 @@ export class ImageFolder implements Dataset {
     if (!preprocess.crop) throw new RangeError('ImageFolder needs a preprocessing with a crop (all samples must have one shape)');
     const abs = path.resolve(root);
     if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) throw new Error(`ImageFolder: '${root}' is not a directory`);
-    this.classes = fs.readdirSync(abs, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort(byCodePoint);
+    // Like os.scandir + entry.is_dir(): symlinks to directories count.
+    this.classes = fs.readdirSync(abs).filter((n) => fs.statSync(path.join(abs, n)).isDirectory()).sort(byCodePoint);
     if (this.classes.length === 0) throw new Error(`ImageFolder: no class folders in '${root}' (expected ${root}/<class>/<image>)`);
     this.samples = [];
     this.classes.forEach((c, label) => {
