@@ -207,7 +207,8 @@ describe('bad input: 4xx with a clear JSON message, and the server stays up', ()
       sock.on('close', () => resolve(got));
       sock.on('error', () => resolve(got));
     });
-    expect(reply === '' || /^HTTP\/1.1 4\d\d/.test(reply)).toBe(true);
+    expect(reply).toMatch(/^HTTP\/1.1 400 Bad Request\r\n/);
+    expect(JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'bad_request', message: expect.stringMatching(/truncated/) });
     const ok = await request(s.url, 'POST', '/v1/predict', png, { 'Content-Type': 'image/png' });
     expect(ok.status).toBe(200);
     expect((await request(s.url, 'GET', '/healthz')).status).toBe(200);

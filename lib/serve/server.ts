@@ -112,7 +112,20 @@ export function createServer(o: ServeOptions): PredictServer {
   // fastify is loaded here, not at import: `require('ptq-node')` stays light for library users.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const Fastify = require('fastify') as typeof import('fastify').default;
-  const app = Fastify({ logger: o.logger ?? false, bodyLimit: o.bodyLimit ?? 8 << 20, requestTimeout: 30000, return503OnClosing: true });
+  const app = Fastify({
+    logger: o.logger ?? false, bodyLimit: o.bodyLimit ?? 8 << 20, requestTimeout: 30000, return503OnClosing: true,
+    // Malformed or cut-off HTTP (e.g. a body shorter than its Content-Length, then EOF): a JSON 400.
+    clientErrorHandler: (err: Error & { code?: string }, socket) => {
+      if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy(err);
+        return;
+      }
+      const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      const body = JSON.stringify({ error: timeout ? 'request_timeout' : 'bad_request', message: `malformed, truncated or too slow HTTP request (${err.code ?? err.message})` });
+      rejected.inc({ reason: timeout ? 'request_timeout' : 'bad_http' });
+      socket.end(`HTTP/1.1 ${timeout ? '408 Request Timeout' : '400 Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    },
+  });
   app.addContentTypeParser(/^image\//, { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   let closing = false;
