@@ -143,7 +143,9 @@ export function createServer(o: ServeOptions): PredictServer {
     else if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       code = 'unsupported_media_type';
       message = `${message}; send image/jpeg, image/png, image/webp, application/octet-stream (float32 + X-Shape) or application/json`;
-    } else if (status >= 400 && status < 500 && code.startsWith('FST_')) code = 'bad_request';
+    } else if (code === 'ECONNRESET' || code === 'ECONNABORTED' || code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') code = 'client_aborted';
+    else if (status >= 400 && status < 500 && code.startsWith('FST_')) code = 'bad_request';
+    else if (status >= 500) code = 'internal_error';
     if (status >= 500 && status !== 503) app.log.error(err);
     rejected.inc({ reason: code });
     void reply.code(status).send({ error: code, message });
