@@ -75,6 +75,8 @@ export interface Binding {
 
   /** Package version baked in at build time. */
   readonly version: string;
+  /** Threads of the process-wide intra-op pool, the calling thread included (creates the pool). */
+  threadPoolSize(): number;
   /** ISA levels this CPU and OS can run, ascending (always starts with 'scalar'). */
   supportedIsas(): IsaName[];
   /** Packs an n x k int8 weight matrix (row-major [n][k]) and its per-column epilogue constants. */

@@ -39,8 +39,8 @@ export { mobilenetV2, MobileNetV2, InvertedResidual, ConvBNReLU, resnet18, resne
 export type { ArchitectureSpec, FusableModel, Architecture } from './models';
 
 // Data and evaluation
-export { FashionMnist, dataLoader, openDataset, FASHION_MNIST_PREPROCESS } from './data/datasets';
-export type { Dataset, Batch } from './data/datasets';
+export { FashionMnist, ImageFolder, IMAGE_EXTENSIONS, dataLoader, openDataset, FASHION_MNIST_PREPROCESS } from './data/datasets';
+export type { Dataset, Batch, GreyPreprocess, OpenDatasetOptions } from './data/datasets';
 export { evaluate, accuracyCounts, topk, AverageMeter } from './evaluate';
 export type { EvalResult } from './evaluate';
 
@@ -53,11 +53,24 @@ export { FormatError } from './io/types';
 export type { RawTensor, DType } from './io/types';
 export { saveQuantizedModel, loadQuantizedModel, readQuantizedModelFile, encodeQuantizedModel, MODEL_FORMAT } from './io/model-file';
 export { exportOnnx, decodeOnnxModel } from './io/onnx-export';
+export {
+  decodeImage, loadImageTensor, transformPixels, pixelsToTensor, resizeBilinear, resizeShorter, centerCrop, toGrayscale,
+  validatePreprocess, preprocessShape, loadSharp, ImageError, IMAGENET_PREPROCESS, FASHION_MNIST_IMAGE_PREPROCESS, PREPROCESS_PRESETS,
+} from './io/images';
+export type { ImagePreprocess, Pixels } from './io/images';
+export type { QuantizedModelInfo, QuantizedModelFile, ModuleRecord } from './io/model-file';
 export type { OnnxExportOptions } from './io/onnx-export';
 
 // Fast inference (native plans)
 export { compileModel, CompiledModel } from './inference';
 export type { CompileOptions } from './inference';
+
+// HTTP serving (ptq serve)
+export { createServer } from './serve/server';
+export type { ServeOptions, PredictServer } from './serve/server';
+export { DynamicBatcher, OverloadError } from './serve/batcher';
+export type { BatcherOptions, BatchResult, BatchRunner } from './serve/batcher';
+export { Registry, Counter, Gauge, Histogram, parsePrometheus } from './serve/metrics';
 
 // Kernels
 export { getBackend, nativeBackend, referenceBackend, loadNative, nativeAvailable, ISA_LEVELS } from './kernels';

@@ -436,8 +436,14 @@ Napi::Value F32Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// threadPoolSize() -> threads of the process-wide intra-op pool (the caller included).
+Napi::Value ThreadPoolSize(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(ptq::ThreadPool::Global().Size()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, PTQ_VERSION));
+  exports.Set("threadPoolSize", Napi::Function::New(env, ThreadPoolSize, "threadPoolSize"));
   exports.Set("supportedIsas", Napi::Function::New(env, SupportedIsasJs, "supportedIsas"));
   exports.Set("qgemmPack", Napi::Function::New(env, QGemmPack, "qgemmPack"));
   exports.Set("qgemmInfo", Napi::Function::New(env, PackedInfo, "qgemmInfo"));

@@ -39,6 +39,19 @@ describe('ptq doctor --json', () => {
     expect(j.supported).toEqual(addon.supported);
     expect(fs.existsSync(j.binary)).toBe(true);
     expect(j.version).toBe(require('../package.json').version);
+    expect(j.threads.pool).toBe(loadNative().binding.threadPoolSize());
+    expect(j.threads.pool).toBeGreaterThanOrEqual(1);
+    expect(j.threads.uv).toBeGreaterThanOrEqual(1);
+    expect(j.versions).toMatchObject({ node: process.versions.node, napi: process.versions.napi, sharp: require('sharp').versions.sharp, libvips: require('sharp').versions.vips });
+    expect(j.versions.fastify).toMatch(/^\d+\.\d+\.\d+/);
+  });
+  test('the text form has the ISA, binary, threads and versions', () => {
+    const r = ptq(['doctor'], { UV_THREADPOOL_SIZE: '6' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/isa: +\w+/);
+    expect(r.stdout).toMatch(/binary: +\/.+\.node/);
+    expect(r.stdout).toMatch(/threads: +\d+ intra-op \(pool\), 6 libuv/);
+    expect(r.stdout).toMatch(/versions: +node \d+.*sharp \S+, libvips \S+, fastify \S+/);
   });
   test.each(loadNative().supported.map((s) => [s]))('PTQ_ISA=%s is what doctor reports', (isa) => {
     const j = JSON.parse(ptq(['doctor', '--json'], { PTQ_ISA: isa }).stdout);

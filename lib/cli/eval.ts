@@ -1,16 +1,15 @@
 // `ptq eval`: accuracy of a quantized model file, or of a float model (--arch/--weights).
 import * as fs from 'fs';
 import { Command } from 'commander';
-import { openDataset } from '../data/datasets';
 import { evaluate } from '../evaluate';
 import { loadQuantizedModel } from '../io/model-file';
 import { ARCHITECTURES, ArchitectureSpec } from '../models';
 import { Module } from '../nn/module';
 import { loadFloatModel } from '../workflow';
-import { positiveInt, runnerFor, selectBackend } from './options';
+import { addPreprocessOptions, openDatasetFromArgs, positiveInt, PreprocessArgs, runnerFor, selectBackend } from './options';
 import { progressBar } from './progress';
 
-interface EvalArgs {
+interface EvalArgs extends PreprocessArgs {
   dataset: string;
   split: string;
   limit?: string;
@@ -37,9 +36,9 @@ export function modelFromArgs(file: string | undefined, a: { arch?: string; numC
 
 /** Registers `ptq eval` on the program. */
 export function registerEval(p: Command): void {
-  p.command('eval [model]')
+  const c = p.command('eval [model]')
     .description('top-1/top-5 accuracy of a quantized model file (or of a float model with --arch/--weights)')
-    .requiredOption('--dataset <spec>', "evaluation data, e.g. 'fashion-mnist:DIR'")
+    .requiredOption('--dataset <spec>', "evaluation data: 'fashion-mnist:DIR' or 'imagefolder:DIR'")
     .option('--split <name>', 'train or test', 'test')
     .option('--limit <n>', 'evaluate the first n images only')
     .option('--batch-size <n>', 'batch size', '50')
@@ -48,13 +47,14 @@ export function registerEval(p: Command): void {
     .option('--num-classes <n>', 'number of classes of the float model', '1000')
     .option('--weights <file>', 'float weights (.pth or .safetensors)')
     .option('--backend <name>', 'kernels: native or reference', 'native')
-    .option('--json', 'print {"top1","top5","count"} as JSON')
-    .action((file: string | undefined, a: EvalArgs) => {
+    .option('--json', 'print {"top1","top5","count"} as JSON');
+  addPreprocessOptions(c)
+    .action(async (file: string | undefined, a: EvalArgs) => {
       selectBackend(a.backend);
       if (a.split !== 'test' && a.split !== 'train') throw new Error(`--split must be 'test' or 'train', got '${a.split}'`);
       const model = modelFromArgs(file, a);
-      const ds = openDataset(a.dataset, a.split);
       const limit = a.limit !== undefined ? positiveInt('--limit', a.limit) : undefined;
+      const ds = await openDatasetFromArgs(a.dataset, a.split, a, limit);
       const total = Math.min(ds.length, limit ?? ds.length);
       const bar = progressBar('evaluating', total, a.json);
       const bs = positiveInt('--batch-size', a.batchSize);

@@ -1,7 +1,9 @@
 // Datasets and a data loader in the tutorial's style: batches of [B, C, H, W] float32 images
 // (contiguous, as torchvision produces them) with int labels, in file order (no shuffling).
+import * as fs from 'fs';
 import * as path from 'path';
 import { loadFashionMnist } from '../io/idx';
+import { decodeImage, ImagePreprocess, IMAGENET_PREPROCESS, pixelsToTensor, transformPixels, validatePreprocess } from '../io/images';
 import { Tensor } from '../tensor';
 
 const fround = Math.fround;
@@ -79,16 +81,136 @@ export class FashionMnist implements Dataset {
   }
 }
 
-/** Parses a --dataset spec 'fashion-mnist:DIR'. */
-export function openDataset(spec: string, split: 'train' | 'test'): Dataset {
+/** File extensions torchvision's ImageFolder accepts (IMG_EXTENSIONS), matched case-insensitively. */
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp'];
+
+/**
+ * torchvision's ImageFolder: one sub-folder per class (classes sorted by name, index = position),
+ * images found recursively in each (sorted walk, as torchvision's make_dataset), decoded with sharp
+ * and preprocessed as torchvision's transforms on PIL (lib/io/images.ts). The preprocessing needs a
+ * crop so all samples have one shape.
+ *
+ * Decoding is asynchronous: call `await load(start, count)` for the range you will read (the CLI
+ * does); `batch()` then reads the decoded 8-bit crops kept in memory (C x H x W bytes per image).
+ */
+export class ImageFolder implements Dataset {
+  readonly classes: string[];
+  readonly samples: Array<{ file: string; label: number }>;
+  readonly preprocess: ImagePreprocess;
+  private readonly cache = new Map<number, { data: Uint8Array; channels: number }>();
+
+  constructor(readonly root: string, preprocess: ImagePreprocess = IMAGENET_PREPROCESS) {
+    this.preprocess = validatePreprocess(preprocess);
+    if (!preprocess.crop) throw new RangeError('ImageFolder needs a preprocessing with a crop (all samples must have one shape)');
+    const abs = path.resolve(root);
+    if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) throw new Error(`ImageFolder: '${root}' is not a directory`);
+    // Like os.scandir + entry.is_dir(): symlinks to directories count.
+    this.classes = fs.readdirSync(abs).filter((n) => fs.statSync(path.join(abs, n)).isDirectory()).sort(byCodePoint);
+    if (this.classes.length === 0) throw new Error(`ImageFolder: no class folders in '${root}' (expected ${root}/<class>/<image>)`);
+    this.samples = [];
+    this.classes.forEach((c, label) => {
+      for (const file of walkImages(path.join(abs, c))) this.samples.push({ file, label });
+    });
+    if (this.samples.length === 0) throw new Error(`ImageFolder: no images (${IMAGE_EXTENSIONS.join(' ')}) under '${root}'`);
+  }
+
+  get length(): number {
+    return this.samples.length;
+  }
+
+  get numClasses(): number {
+    return this.classes.length;
+  }
+
+  get sampleShape(): number[] {
+    return [this.preprocess.channels, this.preprocess.crop![0], this.preprocess.crop![1]];
+  }
+
+  /** Decodes samples [start, start + count) (at most `concurrency` at a time) and keeps their 8-bit crops. */
+  async load(start = 0, count = this.length, concurrency = 4): Promise<void> {
+    const end = Math.min(this.length, start + count);
+    let next = start;
+    const [ch, h, w] = this.sampleShape;
+    const worker = async () => {
+      for (let i = next++; i < end; i = next++) {
+        if (this.cache.has(i)) continue;
+        const s = this.samples[i];
+        let px;
+        try {
+          px = transformPixels(await decodeImage(fs.readFileSync(s.file)), this.preprocess);
+        } catch (e) {
+          throw new Error(`ImageFolder: ${s.file}: ${(e as Error).message}`);
+        }
+        if (px.height !== h || px.width !== w) throw new Error(`ImageFolder: ${s.file} gave ${px.height}x${px.width}, expected ${h}x${w}`);
+        if (px.channels !== 1 && px.channels !== ch) throw new Error(`ImageFolder: ${s.file} has ${px.channels} channels, expected ${ch}`);
+        this.cache.set(i, { data: px.data, channels: px.channels });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, end - start)) }, worker));
+  }
+
+  batch(start: number, count: number): Batch {
+    const n = Math.max(0, Math.min(count, this.length - start));
+    const [c, h, w] = this.sampleShape, per = c * h * w;
+    const out = new Float32Array(n * per);
+    const labels = new Int32Array(n);
+    for (let b = 0; b < n; b++) {
+      const i = start + b, px = this.cache.get(i);
+      if (!px) throw new Error(`ImageFolder: sample ${i} is not decoded; call 'await dataset.load(${start}, ${count})' first`);
+      pixelsToTensor({ data: px.data, width: w, height: h, channels: px.channels }, this.preprocess, out, b * per);
+      labels[b] = this.samples[i].label;
+    }
+    return { images: new Tensor(out, [n, c, h, w]), labels };
+  }
+}
+
+function byCodePoint(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Image files under dir: directories in sorted path order, files sorted within each (os.walk + sorted). */
+function walkImages(dir: string): string[] {
+  const dirs: string[] = [];
+  const visit = (d: string) => {
+    dirs.push(d);
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory() || (e.isSymbolicLink() && fs.statSync(p).isDirectory())) visit(p);
+    }
+  };
+  visit(dir);
+  const out: string[] = [];
+  for (const d of dirs.sort(byCodePoint)) {
+    const files = fs.readdirSync(d, { withFileTypes: true })
+      .filter((e) => !fs.statSync(path.join(d, e.name)).isDirectory() && IMAGE_EXTENSIONS.some((x) => e.name.toLowerCase().endsWith(x)))
+      .map((e) => e.name).sort(byCodePoint);
+    for (const f of files) out.push(path.join(d, f));
+  }
+  return out;
+}
+
+/** Options of openDataset. */
+export interface OpenDatasetOptions {
+  /** Image preprocessing (imagefolder only; default ImageNet's). */
+  preprocess?: ImagePreprocess;
+}
+
+/**
+ * Parses a --dataset spec: 'fashion-mnist:DIR' (the four IDX files) or 'imagefolder:DIR' (class
+ * folders; DIR/train, or DIR/val then DIR/test for the test split, when those exist, else DIR).
+ * An ImageFolder must be `load()`ed before `batch()`.
+ */
+export function openDataset(spec: string, split: 'train' | 'test', o: OpenDatasetOptions = {}): Dataset {
   const i = spec.indexOf(':');
   const kind = i < 0 ? spec : spec.slice(0, i);
   const dir = i < 0 ? '' : spec.slice(i + 1);
-  if (kind === 'fashion-mnist') {
-    if (!dir) throw new RangeError("--dataset fashion-mnist needs a directory: 'fashion-mnist:DIR'");
-    return new FashionMnist(dir, split);
+  if (!dir && (kind === 'fashion-mnist' || kind === 'imagefolder')) throw new RangeError(`--dataset ${kind} needs a directory: '${kind}:DIR'`);
+  if (kind === 'fashion-mnist') return new FashionMnist(dir, split);
+  if (kind === 'imagefolder') {
+    const sub = (split === 'train' ? ['train'] : ['val', 'test']).map((s) => path.join(dir, s)).find((d) => fs.existsSync(d) && fs.statSync(d).isDirectory());
+    return new ImageFolder(sub ?? dir, o.preprocess ?? IMAGENET_PREPROCESS);
   }
-  throw new RangeError(`unknown dataset '${kind}' in '${spec}'; expected 'fashion-mnist:DIR'`);
+  throw new RangeError(`unknown dataset '${kind}' in '${spec}'; expected 'fashion-mnist:DIR' or 'imagefolder:DIR'`);
 }
 
 /** Iterates a dataset in order in batches of batchSize, stopping after `limit` items or `maxBatches`. */

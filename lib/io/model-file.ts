@@ -6,6 +6,7 @@ import { Module } from '../nn/module';
 import { fuseStructureOnly } from '../quantization/fuse';
 import { DeQuantize, QFunctional, QuantizedConv2d, QuantizedDropout, QuantizedLinear, Quantize, QWeight } from '../nn/quantized';
 import type { Conv2dGeometry } from '../kernels/float';
+import type { ImagePreprocess } from './images';
 import { readSafetensors, encodeSafetensors, writeFileAtomic } from './safetensors';
 import { FormatError, RawTensor } from './types';
 
@@ -32,6 +33,10 @@ export interface QuantizedModelInfo {
   qconfig: string;
   /** Free-form provenance (tool version, calibration data). */
   provenance?: Record<string, unknown>;
+  /** Class names, by output index (optional; `ptq serve` uses them). */
+  labels?: string[];
+  /** The image preprocessing the model expects (optional; `ptq serve` uses it). */
+  preprocess?: ImagePreprocess;
 }
 
 function recordOf(name: string, m: Module, tensors: Map<string, RawTensor>): ModuleRecord | null {
@@ -72,6 +77,8 @@ export function encodeQuantizedModel(model: Module, info: QuantizedModelInfo): U
     qconfig: info.qconfig,
     modules: JSON.stringify(records),
     provenance: JSON.stringify(info.provenance ?? {}),
+    ...(info.labels ? { labels: JSON.stringify(info.labels) } : {}),
+    ...(info.preprocess ? { preprocess: JSON.stringify(info.preprocess) } : {}),
   });
 }
 
@@ -102,7 +109,14 @@ export function readQuantizedModelFile(file: string | Uint8Array): QuantizedMode
   };
   const records = parse<ModuleRecord[]>('modules');
   if (!Array.isArray(records)) throw new FormatError("metadata 'modules' is not a list", label);
-  return { architecture: parse<ArchitectureSpec>('architecture'), qconfig: metadata.qconfig ?? '', provenance: parse('provenance'), records, tensors };
+  const labels = metadata.labels !== undefined ? parse<string[]>('labels') : undefined;
+  if (labels !== undefined && (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string')))
+    throw new FormatError("metadata 'labels' is not a list of strings", label);
+  const preprocess = metadata.preprocess !== undefined ? parse<ImagePreprocess>('preprocess') : undefined;
+  return {
+    architecture: parse<ArchitectureSpec>('architecture'), qconfig: metadata.qconfig ?? '', provenance: parse('provenance'), records, tensors,
+    ...(labels ? { labels } : {}), ...(preprocess ? { preprocess } : {}),
+  };
 }
 
 function tensorOf(f: QuantizedModelFile, key: string, dtype: RawTensor['dtype'], label?: string): RawTensor {

@@ -55,8 +55,8 @@ function resolveBinary(): string {
   throw new PtqError(
     `ptq-node: no native binary for ${process.platform}-${process.arch} (node ${process.version}).\n` +
       `Tried:\n  ${tried.join('\n  ')}\n` +
-      'Fix: build it from source with `npm run build:native` (needs cmake >= 3.15 and a C++17 compiler), ' +
-      'or install the published package on linux-x64 (glibc), which ships a prebuilt binary. ' +
+      'Fix: build it from source (needs cmake >= 3.15 and a C++17 compiler): `npm rebuild ptq-node` in a project that ' +
+      'installed it, `npm run build:native` in a checkout; or use linux-x64 with glibc, for which the package ships a prebuilt binary. ' +
       "The pure-TS reference backend still works: pass { backend: 'reference' }.",
     'ERR_NATIVE_NOT_FOUND',
   );
