@@ -7,6 +7,7 @@ import { registerEval } from './eval';
 import { registerExportOnnx } from './export-onnx';
 import { registerInspect } from './inspect';
 import { registerQuantize } from './quantize';
+import { registerReport } from './report';
 
 /** Builds the CLI program (exported for tests). */
 export function program(): Command {
@@ -26,6 +27,7 @@ export function program(): Command {
   registerEval(p);
   registerDemo(p);
   registerExportOnnx(p);
+  registerReport(p);
   return p;
 }
 

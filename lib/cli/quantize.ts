@@ -98,7 +98,7 @@ export function registerQuantize(p: Command): void {
       saveQuantizedModel(a.out, q, {
         architecture: spec, qconfig: String(qconfig),
         provenance: {
-          tool: `ptq-node ${packageVersion()}`, weights: a.weights, dataset: a.dataset, calibImages: total, qconfigName,
+          tool: `ptq-node ${packageVersion()}`, weights: a.weights, dataset: a.dataset, calibImages: total, batchSize, qconfigName,
           methods: { ...methods, floatModules }, label, ...(best ? { best: extra.best, heldOut: extra.heldOut } : {}),
         },
       });
