@@ -45,7 +45,7 @@ export {
   equalize, equalizePair, mobilenetV2Pairs, absorbBiases, batchNormStd, outputChannelRanges, inputChannelRanges, weightLayer,
 } from './quantization/equalize';
 export type { LayerPair, EqualizeOptions, EqualizeResult } from './quantization/equalize';
-export { empiricalBiasCorrection, analyticalBiasCorrection, fakeQuantWeight, weightLayerNames, channelMeans } from './quantization/bias-correction';
+export { empiricalBiasCorrection, quantizedBiasCorrection, analyticalBiasCorrection, fakeQuantWeight, weightLayerNames, channelMeans } from './quantization/bias-correction';
 export { sensitivityAnalysis, keepInFloat } from './quantization/sensitivity';
 export type { LayerSensitivity } from './quantization/sensitivity';
 export { FloatIsland, floatIslands } from './nn/float-island';

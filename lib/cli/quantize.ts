@@ -43,7 +43,7 @@ export function registerQuantize(p: Command): void {
     .option('--qconfig <name>', `quantization config (${QCONFIG_NAMES.join(', ')}), or 'best': try them with and without equalization + bias correction and keep the best top-1 on held-out training images`, 'default')
     .option('--equalize', 'cross-layer equalization after fusion (mobilenet_v2)')
     .option('--absorb-bias', 'bias absorption after equalization (mobilenet_v2)')
-    .option('--bias-correction <kind>', 'none, empirical (calibration images) or analytical (batch-norm statistics)', 'none')
+    .option('--bias-correction <kind>', "none; empirical (torch's _correct_bias.py on the int8 model, calibration images); weights (DFQ: weight quantization only, float model); analytical (DFQ: batch-norm statistics)", 'none')
     .option('--float-modules <n|names>', 'mixed precision: leave the N most sensitive layers (local SQNR on calibration images), or the comma-separated layers, in float')
     .option('--held-out <n>', "--qconfig best: held-out training images after the calibration images", '2000')
     .requiredOption('--out <file>', 'output model file (.safetensors)')
@@ -56,7 +56,7 @@ export function registerQuantize(p: Command): void {
       const best = a.qconfig === 'best';
       if (!best) qconfigByName(a.qconfig); // validates the name
       const bc = a.biasCorrection;
-      if (!['none', 'empirical', 'analytical'].includes(bc)) throw new Error(`--bias-correction must be none, empirical or analytical, got '${bc}'`);
+      if (!['none', 'empirical', 'weights', 'analytical'].includes(bc)) throw new Error(`--bias-correction must be none, empirical, weights or analytical, got '${bc}'`);
       const calibBatches = positiveInt('--calib-batches', a.calibBatches), batchSize = positiveInt('--batch-size', a.batchSize);
       const ds = openDataset(a.dataset, 'train');
       const total = Math.min(calibBatches * batchSize, ds.length);

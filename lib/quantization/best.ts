@@ -26,6 +26,7 @@ export function candidateLabel(qconfig: string, m: PtqMethods): string {
   if (m.equalize) parts.push('cle');
   if (m.absorbBias) parts.push('absorb');
   if (m.biasCorrection === 'empirical') parts.push('ebc');
+  if (m.biasCorrection === 'weights') parts.push('wbc');
   if (m.biasCorrection === 'analytical') parts.push('abc');
   if (m.floatModules?.length) parts.push(`float${m.floatModules.length}`);
   return parts.join('+');

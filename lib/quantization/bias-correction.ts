@@ -11,6 +11,8 @@ import { Conv2d, Linear } from '../nn/layers';
 import { ConvReLU2d, FusedModule, LinearReLU } from '../nn/intrinsic';
 import { deepCopy, Module } from '../nn/module';
 import { Tensor } from '../tensor';
+import { QTensor } from '../qtensor';
+import { QuantizedConv2d, QuantizedLinear } from '../nn/quantized';
 import { quantizeWeight } from './convert';
 import { LayerPair, weightLayer } from './equalize';
 import { QConfig } from './qconfig';
@@ -170,6 +172,49 @@ export function analyticalBiasCorrection(model: Module, qconfig: QConfig, pairs:
     }
     subtractBias(lb, corr);
     out.set(b, corr);
+  }
+  return out;
+}
+
+/** Options of quantizedBiasCorrection. */
+export interface QuantizedBiasCorrectionOptions {
+  /** Also correct layers with a fused ReLU (torch's bias_correction targets nnq.Conv2d / nnq.Linear only). */
+  includeRelu?: boolean;
+}
+
+/**
+ * torch's bias_correction (_correct_bias.py) on a converted model, in place: for each quantized
+ * conv / linear in model order, the mean over the calibration batches and every dim but the channel
+ * of (int8 output, dequantized) - (float layer on the same dequantized input) leaves the bias, then
+ * the next layer is measured with the corrections so far. The float layers come from the fused float
+ * model the int8 one was converted from (same names). Returns the corrections.
+ */
+export function quantizedBiasCorrection(floatModel: Module, quantized: Module, batches: Tensor[], o: QuantizedBiasCorrectionOptions = {}): Map<string, Float64Array> {
+  const names = [...quantized.namedModules()]
+    .filter(([, m]) => (m instanceof QuantizedConv2d || m instanceof QuantizedLinear) && (o.includeRelu || !m.relu))
+    .map(([n]) => n);
+  const out = new Map<string, Float64Array>();
+  for (const n of names) {
+    const q = quantized.getSubmodule(n) as QuantizedConv2d | QuantizedLinear;
+    if (!q.bias) continue;
+    const fm = floatModel.getSubmodule(n), l = weightLayer(fm);
+    const relu = fm instanceof ConvReLU2d || fm instanceof LinearReLU;
+    const err = new Float64Array(q.bias.length);
+    const off = q.registerForwardHook((_m, inputs, y) => {
+      const x = (inputs[0] as QTensor).dequantize();
+      const ref = channelMeans(l instanceof Conv2d ? l.convForward(x, relu) : l.linearForward(x, relu));
+      const got = channelMeans((y as QTensor).dequantize());
+      for (let i = 0; i < err.length; i++) err[i] += (got[i] - ref[i]) / batches.length;
+    });
+    for (const b of batches) quantized.call(b);
+    off();
+    const bias = Float32Array.from(q.bias, (v, i) => v - err[i]);
+    const fixed = q instanceof QuantizedConv2d
+      ? new QuantizedConv2d(q.geometry, q.weight, bias, q.scale, q.zeroPoint, q.relu)
+      : new QuantizedLinear(q.inFeatures, q.outFeatures, q.weight, bias, q.scale, q.zeroPoint, q.relu);
+    for (const h of q._forwardHooks) fixed.registerForwardHook(h);
+    quantized.setSubmodule(n, fixed);
+    out.set(n, err);
   }
   return out;
 }

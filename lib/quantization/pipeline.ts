@@ -6,7 +6,7 @@ import { FusableModel } from '../models';
 import { MobileNetV2 } from '../models/mobilenet_v2';
 import { Module, deepCopy } from '../nn/module';
 import { Tensor } from '../tensor';
-import { analyticalBiasCorrection, empiricalBiasCorrection } from './bias-correction';
+import { analyticalBiasCorrection, empiricalBiasCorrection, quantizedBiasCorrection } from './bias-correction';
 import { convert } from './convert';
 import { absorbBiases, batchNormStd, equalize, EqualizeResult, LayerPair, mobilenetV2Pairs } from './equalize';
 import { QConfig } from './qconfig';
@@ -19,8 +19,13 @@ export interface PtqMethods {
   equalize?: boolean;
   /** Bias absorption after equalization (needs BN statistics). */
   absorbBias?: boolean;
-  /** Bias correction: empirical (calibration data) or analytical (BN statistics). */
-  biasCorrection?: 'none' | 'empirical' | 'analytical';
+  /**
+   * Bias correction: 'empirical' = torch's _correct_bias.py on the converted model (int8 layer vs float
+   * layer on the same input, calibration images, after calibration); 'weights' = DFQ's empirical
+   * correction of the weight quantization only (float model, before calibration); 'analytical' = DFQ's
+   * data-free correction from BN statistics.
+   */
+  biasCorrection?: 'none' | 'empirical' | 'weights' | 'analytical';
   /** Calibration images used by empirical bias correction (default 128). */
   biasCorrectionImages?: number;
   /** Layers (fused names) left in float. */
@@ -70,14 +75,14 @@ export function applyFloatMethods(model: FusableModel, o: PtqOptions): { equaliz
   if (o.equalize) r.equalization = equalize(model, r.pairs!, { preActStd: std });
   if (o.absorbBias) absorbBiases(model, r.pairs!, std);
   const bc = o.biasCorrection ?? 'none';
-  if (bc === 'empirical') {
+  if (bc === 'weights') {
     const n = Math.min(o.biasCorrectionImages ?? 128, o.calibBatches * o.batchSize);
     const batches = calibrationBatches(o.calibration, o.batchSize, n, o.calibStart ?? 0).map((b) => b.images as Tensor);
     empiricalBiasCorrection(model, o.qconfig, batches);
   } else if (bc === 'analytical') {
     analyticalBiasCorrection(model, o.qconfig, r.pairs!, std);
-  } else if (bc !== 'none') {
-    throw new RangeError(`bias correction must be none, empirical or analytical, got '${String(bc)}'`);
+  } else if (bc !== 'none' && bc !== 'empirical') {
+    throw new RangeError(`bias correction must be none, empirical, weights or analytical, got '${String(bc)}'`);
   }
   return r;
 }
@@ -97,5 +102,11 @@ export function ptqQuantize(model: FusableModel, o: PtqOptions): PtqResult {
     done += b.labels.length;
     o.onProgress?.(done, total);
   }
-  return { model: convert(model, true), floatModel, ...r };
+  const q = convert(model, true);
+  if (o.biasCorrection === 'empirical') {
+    const n = Math.min(o.biasCorrectionImages ?? 128, total);
+    const batches = calibrationBatches(o.calibration, o.batchSize, n, start).map((b) => b.images as Tensor);
+    quantizedBiasCorrection(floatModel, q, batches);
+  }
+  return { model: q, floatModel, ...r };
 }

@@ -46,7 +46,8 @@ export function parseConfigLabel(label: string): { qconfig: string; methods: Ptq
     else if (p === 'absorb') methods.absorbBias = true;
     else if (p === 'ebc') methods.biasCorrection = 'empirical';
     else if (p === 'abc') methods.biasCorrection = 'analytical';
-    else throw new RangeError(`unknown method '${p}' in '${label}'; expected cle, absorb, ebc or abc`);
+    else if (p === 'wbc') methods.biasCorrection = 'weights';
+    else throw new RangeError(`unknown method '${p}' in '${label}'; expected cle, absorb, ebc, wbc or abc`);
   }
   return { qconfig, methods };
 }
