@@ -10,7 +10,7 @@ const path = require('path');
 const fs = require('fs');
 const p = require('../dist');
 const { parseConfigLabel } = require('../dist/report/collect');
-const { searchBest, quantizeMixed, candidateLabel } = require('../dist/quantization/best');
+const { searchBest, quantizeMixed } = require('../dist/quantization/best');
 
 const args = process.argv.slice(2);
 const opt = (k, d) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : d; };
@@ -64,19 +64,45 @@ quantize('percentile', 'percentile 99.99, 0..255, per-channel');
 quantize('entropy', 'entropy (KL, 2048 bins), 0..255, per-channel');
 quantize('mse', 'MSE, 0..255, per-channel');
 quantize('default+cle', 'per-tensor default + equalization');
+quantize('default+abc', 'per-tensor default + analytical bias correction');
+quantize('default+ebc', 'per-tensor default + empirical bias correction (_correct_bias.py)');
 quantize('default+cle+abc', 'per-tensor default + equalization + analytical bias correction');
-quantize('default+cle+ebc', 'per-tensor default + equalization + empirical bias correction');
-quantize('default+cle+absorb+abc', '+ bias absorption');
+quantize('default+cle+ebc', 'per-tensor default + equalization + empirical bias correction (_correct_bias.py)');
+quantize('default+cle+wbc', 'per-tensor default + equalization + DFQ weight-only empirical correction');
+quantize('default+cle+absorb+abc', 'per-tensor default + equalization + bias absorption + analytical BC');
 if (!quick) {
-  quantize('default+abc', 'per-tensor default + analytical bias correction');
-  quantize('fbgemm+cle+abc', 'fbgemm + equalization + analytical BC');
+  quantize('fbgemm+cle+ebc', 'fbgemm + equalization + empirical BC');
   quantize('mse+cle+abc', 'MSE + equalization + analytical BC');
+  quantize('mse+cle+ebc', 'MSE + equalization + empirical BC');
   quantize('percentile+cle+abc', 'percentile + equalization + analytical BC');
 }
-for (const n of quick ? [2] : [1, 3]) {
+
+/** Best of 3 milliseconds per image over 2000 test images, batch 100 (module forward or compiled plan). */
+function msPerImage(model, compiled) {
+  let run = model;
+  if (compiled) { const c = p.compileModel(model, { inputShape: [3, 28, 28], maxBatch: 100 }); run = { call: (x) => c.runSync(x) }; }
+  const xs = [];
+  for (let s = 0; s < 2000; s += 100) xs.push(test.batch(s, 100).images);
+  let best = Infinity;
+  for (let k = 0; k < 3; k++) {
+    const t = process.hrtime.bigint();
+    for (const x of xs) run.call(x);
+    best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e6 / 2000);
+  }
+  return best;
+}
+const speed = [];
+{
+  const q = p.ptqQuantize(create(), { qconfig: p.qconfigByName('default'), calibration: train, calibBatches, batchSize }).model;
+  speed.push({ label: 'default, compiled plan', ms: msPerImage(q, true) });
+  speed.push({ label: 'default, module forward', ms: msPerImage(q, false) });
+  speed.push({ label: 'float, module forward', ms: msPerImage(create(), false) });
+}
+for (const n of quick ? [2] : [1, 3, 10]) {
   const t = Date.now();
   const r = quantizeMixed(create, { qconfig: p.qconfigByName('default'), calibration: train, calibBatches, batchSize }, n);
-  row(`default+float${n}`, `per-tensor default, worst ${n} layers by local SQNR left float: ${r.floatModules.join(', ')}`, r.model, (Date.now() - t) / 1000, { floatModules: r.floatModules });
+  row(`default+float${n}`, `per-tensor default, the ${n} layers with the lowest local SQNR left float (${r.floatModules.join(', ')})`, r.model, (Date.now() - t) / 1000, { floatModules: r.floatModules });
+  speed.push({ label: `default+float${n}, module forward`, ms: msPerImage(r.model, false) });
 }
 {
   const t = Date.now();
@@ -92,6 +118,10 @@ for (const r of rows) {
   const d = r.top1 - floatRow.top1;
   console.log(`| ${r.label} | ${r.what} | ${r.top1.toFixed(2)} | ${r === floatRow ? '' : (d >= 0 ? '+' : '') + d.toFixed(2)} | ${r === floatRow ? '' : r.imgPerSec.toFixed(0) + (r.how === 'module forward' ? ' (module forward)' : '')} |`);
 }
+console.log('\n| int8 speed (batch 100, best of 3) | ms / image |');
+console.log('|---|---|');
+for (const s of speed) console.log(`| ${s.label} | ${s.ms.toFixed(3)} |`);
+const best = rows.find((r) => r.label === 'best');
+console.log(`\nbest: held-out top-1 per candidate: ${best.candidates.map((c) => `${c.label} ${c.heldOutTop1.toFixed(2)}`).join(', ')}`);
 const jsonOut = opt('--json');
-if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ rows }, null, 2));
-void candidateLabel;
+if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ rows, speed }, null, 2));

@@ -21,6 +21,10 @@ import { Tensor } from '../lib/tensor';
 import { qconfigByName } from '../lib/workflow';
 import { smallModel } from './helpers/fixtures';
 
+// the small model's unused skip adds are never observed (as in torch): mute that known warning
+beforeAll(() => jest.spyOn(console, 'warn').mockImplementation(() => undefined));
+afterAll(() => jest.restoreAllMocks());
+
 const ASSETS = path.join(__dirname, '..', 'assets', 'fashion-mnist');
 const train = new FashionMnist(ASSETS, 'train');
 const calib = [0, 32, 64, 96].map((s) => train.batch(s, 32).images as Tensor);

@@ -5,7 +5,7 @@ import { saveQuantizedModel } from '../io/model-file';
 import { ARCHITECTURES, ArchitectureSpec } from '../models';
 import { packageVersion } from '../version';
 import { loadFloatModel, QCONFIG_NAMES, qconfigByName } from '../workflow';
-import { candidateLabel, quantizeMixed, searchBest } from '../quantization/best';
+import { candidateLabel, parseConfigLabel, quantizeMixed, searchBest } from '../quantization/best';
 import { PtqMethods, ptqQuantize } from '../quantization/pipeline';
 import { fullRangeWarning } from '../quantization/qconfig-extra';
 import { loadNative } from '../kernels/native';
@@ -28,6 +28,7 @@ interface QuantizeArgs {
   biasCorrection: string;
   floatModules?: string;
   heldOut: string;
+  candidates?: string;
 }
 
 /** Registers `ptq quantize` on the program. */
@@ -45,6 +46,7 @@ export function registerQuantize(p: Command): void {
     .option('--absorb-bias', 'bias absorption after equalization (mobilenet_v2)')
     .option('--bias-correction <kind>', "none; empirical (torch's _correct_bias.py on the int8 model, calibration images); weights (DFQ: weight quantization only, float model); analytical (DFQ: batch-norm statistics)", 'none')
     .option('--float-modules <n|names>', 'mixed precision: leave the N most sensitive layers (local SQNR on calibration images), or the comma-separated layers, in float')
+    .option('--candidates <labels>', "--qconfig best: comma-separated candidates (e.g. 'default,mse+cle+abc'; default: 6 qconfigs x {plain, +cle+abc, +cle+ebc})")
     .option('--held-out <n>', "--qconfig best: held-out training images after the calibration images", '2000')
     .requiredOption('--out <file>', 'output model file (.safetensors)')
     .option('--backend <name>', 'kernels: native or reference', 'native')
@@ -68,6 +70,7 @@ export function registerQuantize(p: Command): void {
       if (best) {
         const r = searchBest({
           createModel: create, calibration: ds, calibBatches, batchSize, heldOutCount: positiveInt('--held-out', a.heldOut),
+          candidates: a.candidates?.split(',').map((x) => x.trim()).filter(Boolean).map((label) => ({ label, ...parseConfigLabel(label) })),
           onCandidate: (c, top1, i, n) => { if (!a.json) console.error(`[${i + 1}/${n}] ${c.label}: held-out top-1 ${top1.toFixed(2)}%`); },
         });
         qconfigName = r.best.qconfig;

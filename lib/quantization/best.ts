@@ -32,11 +32,28 @@ export function candidateLabel(qconfig: string, m: PtqMethods): string {
   return parts.join('+');
 }
 
-/** The default search space: every qconfig as is, and with equalization + analytical bias correction. */
+/** 'mse+cle+abc' -> qconfig name and methods. */
+export function parseConfigLabel(label: string): { qconfig: string; methods: PtqMethods } {
+  const [qconfig, ...parts] = label.split('+');
+  qconfigByName(qconfig);
+  const methods: PtqMethods = {};
+  for (const p of parts) {
+    if (p === 'cle') methods.equalize = true;
+    else if (p === 'absorb') methods.absorbBias = true;
+    else if (p === 'ebc') methods.biasCorrection = 'empirical';
+    else if (p === 'abc') methods.biasCorrection = 'analytical';
+    else if (p === 'wbc') methods.biasCorrection = 'weights';
+    else throw new RangeError(`unknown method '${p}' in '${label}'; expected cle, absorb, ebc, wbc or abc`);
+  }
+  return { qconfig, methods };
+}
+
+/** The default search space: every qconfig as is, and with equalization + analytical or empirical bias correction. */
 export function defaultCandidates(): Candidate[] {
   const out: Candidate[] = [];
+  const variants: PtqMethods[] = [{}, { equalize: true, biasCorrection: 'analytical' }, { equalize: true, biasCorrection: 'empirical' }];
   for (const q of ['default', 'fbgemm', 'fullrange', 'percentile', 'entropy', 'mse']) {
-    for (const methods of [{}, { equalize: true, biasCorrection: 'analytical' as const }]) out.push({ label: candidateLabel(q, methods), qconfig: q, methods });
+    for (const methods of variants) out.push({ label: candidateLabel(q, methods), qconfig: q, methods });
   }
   return out;
 }

@@ -11,7 +11,7 @@ import { deepCopy, Module } from '../nn/module';
 import { QuantizedConv2d, QuantizedLinear, Quantize } from '../nn/quantized';
 import { Tensor } from '../tensor';
 import { loadWeights } from '../io/weights';
-import { candidateLabel } from '../quantization/best';
+import { candidateLabel, parseConfigLabel } from '../quantization/best';
 import { StreamingHistogram } from '../quantization/calibration-observers';
 import { equalize, outputChannelRanges, weightLayer } from '../quantization/equalize';
 import { applyFloatMethods, calibrationBatches, equalizationPairs, PtqMethods, ptqQuantize } from '../quantization/pipeline';
@@ -36,21 +36,7 @@ export interface ReportOptions {
   onProgress?: (msg: string) => void;
 }
 
-/** 'mse+cle+abc' -> qconfig name and methods. */
-export function parseConfigLabel(label: string): { qconfig: string; methods: PtqMethods } {
-  const [qconfig, ...parts] = label.split('+');
-  qconfigByName(qconfig);
-  const methods: PtqMethods = {};
-  for (const p of parts) {
-    if (p === 'cle') methods.equalize = true;
-    else if (p === 'absorb') methods.absorbBias = true;
-    else if (p === 'ebc') methods.biasCorrection = 'empirical';
-    else if (p === 'abc') methods.biasCorrection = 'analytical';
-    else if (p === 'wbc') methods.biasCorrection = 'weights';
-    else throw new RangeError(`unknown method '${p}' in '${label}'; expected cle, absorb, ebc, wbc or abc`);
-  }
-  return { qconfig, methods };
-}
+export { parseConfigLabel } from '../quantization/best';
 
 const round = (v: number) => Number(v.toPrecision(5));
 
