@@ -42,7 +42,7 @@ export {
   fullRangeQConfig, fullRangeMinMaxQConfig, percentileQConfig, entropyQConfig, mseQConfig, usesFullActivationRange, fullRangeWarning,
 } from './quantization/qconfig-extra';
 export {
-  equalize, equalizePair, mobilenetV2Pairs, absorbBiases, batchNormStd, outputChannelRanges, inputChannelRanges, weightLayer,
+  equalize, equalizePair, mobilenetV2Pairs, resnetPairs, absorbBiases, batchNormStd, outputChannelRanges, inputChannelRanges, weightLayer,
 } from './quantization/equalize';
 export type { LayerPair, EqualizeOptions, EqualizeResult } from './quantization/equalize';
 export { empiricalBiasCorrection, quantizedBiasCorrection, analyticalBiasCorrection, fakeQuantWeight, weightLayerNames, channelMeans } from './quantization/bias-correction';

@@ -14,7 +14,9 @@ import { QuantizedConv2d } from '../lib/nn/quantized';
 import { empiricalBiasCorrection, quantizedBiasCorrection, fakeQuantWeight, weightLayerNames, analyticalBiasCorrection } from '../lib/quantization/bias-correction';
 import { convert } from '../lib/quantization/convert';
 import { batchNormStd, equalize, inputChannelRanges, mobilenetV2Pairs, outputChannelRanges, weightLayer } from '../lib/quantization/equalize';
-import { ptqQuantize } from '../lib/quantization/pipeline';
+import { equalizationPairs, ptqQuantize } from '../lib/quantization/pipeline';
+import { resnet18 } from '../lib/models';
+import { rng } from './helpers/random';
 import { prepare } from '../lib/quantization/quantize';
 import { keepInFloat, sensitivityAnalysis } from '../lib/quantization/sensitivity';
 import { Tensor } from '../lib/tensor';
@@ -64,6 +66,40 @@ describe('cross-layer equalization', () => {
     const r1 = outputChannelRanges(weightLayer(m.getSubmodule(a))), r2 = inputChannelRanges(weightLayer(m.getSubmodule(b)));
     for (let i = 0; i < r1.length; i++) if (r1[i] > 0) expect(Math.abs(r1[i] / r2[i] - 1)).toBeLessThan(1e-2);
   });
+});
+
+test('equalization of a ResNet-18 (conv1 -> conv2 in each block) keeps its outputs', () => {
+  const m = resnet18(10);
+  const r = rng(5);
+  for (const [k, t] of m.stateDict()) {
+    const d = t.data, n = d.length;
+    if (k.endsWith('running_var')) for (let i = 0; i < n; i++) d[i] = 0.5 + r();
+    else if (k.endsWith('num_batches_tracked')) d.fill(0);
+    else if (t.shape.length === 1) { const c = k.endsWith('weight') ? 1 : 0; for (let i = 0; i < n; i++) d[i] = 0.2 * (r() - 0.5) + c; }
+    else {
+      // cheap hashed values, with a random scale per output channel (uneven ranges to equalize)
+      const per = n / t.shape[0];
+      for (let o = 0; o < t.shape[0]; o++) {
+        const sc = 0.2 * (0.2 + 2 * r());
+        for (let i = o * per; i < (o + 1) * per; i++) d[i] = sc * (((Math.imul(i, 2654435761) >>> 8) & 1023) / 1023 - 0.5);
+      }
+    }
+  }
+  m.eval();
+  m.fuseModel();
+  const x = train.batch(0, 2).images as Tensor;
+  const before = (m.call(x) as Tensor).data.slice();
+  const pairs = equalizationPairs(m);
+  expect(pairs).toHaveLength(8);
+  const res = equalize(m, pairs);
+  const after = (m.call(x) as Tensor).data;
+  let maxAbs = 0, maxDiff = 0;
+  for (let i = 0; i < after.length; i++) { maxAbs = Math.max(maxAbs, Math.abs(before[i])); maxDiff = Math.max(maxDiff, Math.abs(after[i] - before[i])); }
+  // 18 layers with 4608-long float32 reductions: the rescaled weights' rounding adds up to ~2e-5
+  // (a wrong scale changes the outputs by ~1e-1)
+  expect(maxDiff / maxAbs).toBeLessThan(1e-4);
+  const ratio = (v: Float64Array) => Math.max(...v) / Math.min(...v);
+  expect(ratio(res.rangesAfter.get('layer1.0.conv1')!)).toBeLessThan(ratio(res.rangesBefore.get('layer1.0.conv1')!));
 });
 
 /** Mean over channels of |E[y_q - y_f]| of the logits with fake-quantized weights (what bias correction targets). */

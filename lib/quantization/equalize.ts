@@ -12,6 +12,7 @@ import { ConvReLU2d, LinearReLU } from '../nn/intrinsic';
 import { Module } from '../nn/module';
 import { Tensor } from '../tensor';
 import { InvertedResidual, MobileNetV2 } from '../models/mobilenet_v2';
+import { BasicBlock, Bottleneck } from '../models/resnet';
 
 /** A weight layer of a fused model: the conv / linear and whether a ReLU follows it in the fused module. */
 export function weightLayer(m: Module): Conv2d | Linear {
@@ -115,6 +116,19 @@ export function mobilenetV2Pairs(model: MobileNetV2): LayerPair[] {
     // after a ReLU layer (the stem) the next layer can always be paired; after a linear projection only
     // when no skip add reads the projection (this block) or the next block's input (next block)
     if (last instanceof ConvReLU2d || (!c.residual && !next.residual)) pairs.push([c.layers[c.layers.length - 1], next.layers[0]]);
+  }
+  return pairs;
+}
+
+/**
+ * The equalizable pairs of a fused torchvision ResNet: inside each block, conv1 -> (ReLU) -> conv2 and,
+ * in bottlenecks, conv2 -> (ReLU) -> conv3. The block outputs feed skip adds, so no pairs cross blocks.
+ */
+export function resnetPairs(model: Module): LayerPair[] {
+  const pairs: LayerPair[] = [];
+  for (const [n, m] of model.namedModules()) {
+    if (m instanceof BasicBlock) pairs.push([`${n}.conv1`, `${n}.conv2`]);
+    if (m instanceof Bottleneck) pairs.push([`${n}.conv1`, `${n}.conv2`], [`${n}.conv2`, `${n}.conv3`]);
   }
   return pairs;
 }

@@ -4,11 +4,12 @@
 import { Batch, Dataset, dataLoader } from '../data/datasets';
 import { FusableModel } from '../models';
 import { MobileNetV2 } from '../models/mobilenet_v2';
+import { ResNet } from '../models/resnet';
 import { Module, deepCopy } from '../nn/module';
 import { Tensor } from '../tensor';
 import { analyticalBiasCorrection, empiricalBiasCorrection, quantizedBiasCorrection } from './bias-correction';
 import { convert } from './convert';
-import { absorbBiases, batchNormStd, equalize, EqualizeResult, LayerPair, mobilenetV2Pairs } from './equalize';
+import { absorbBiases, batchNormStd, equalize, EqualizeResult, LayerPair, mobilenetV2Pairs, resnetPairs } from './equalize';
 import { QConfig } from './qconfig';
 import { prepare } from './quantize';
 import { keepInFloat } from './sensitivity';
@@ -53,10 +54,11 @@ export interface PtqResult {
   pairs?: LayerPair[];
 }
 
-/** The equalization pairs of a model (MobileNetV2 only so far). */
+/** The equalization pairs of a fused zoo model (MobileNetV2, ResNet). */
 export function equalizationPairs(model: Module): LayerPair[] {
   if (model instanceof MobileNetV2) return mobilenetV2Pairs(model);
-  throw new Error(`cross-layer equalization knows the layer pairs of mobilenet_v2 only, not ${model.typeName()}`);
+  if (model instanceof ResNet) return resnetPairs(model);
+  throw new Error(`cross-layer equalization knows the layer pairs of mobilenet_v2 and resnet only, not ${model.typeName()}`);
 }
 
 /** The calibration images as batches (file order from calibStart). */
