@@ -3,6 +3,9 @@ import { EntropyObserver, MseObserver, PercentileObserver, StreamingHistogram } 
 import { MinMaxObserver } from '../lib/quantization/observer';
 import { calculateQParams } from '../lib/quantization/qparams';
 import { rng } from './helpers/random';
+import { qconfigByName } from '../lib/workflow';
+import { defaultQConfig, getDefaultQConfig } from '../lib/quantization/qconfig';
+import { fullRangeWarning } from '../lib/quantization/qconfig-extra';
 
 /** Heavy-tailed, ReLU-like data: many zeros, a Laplace bulk and rare large outliers. */
 function reluLaplace(seed: number, n: number, scale = 1): Float32Array {
@@ -165,4 +168,26 @@ test('observers warn and return scale 1 before calibration, and reject NaN', () 
     expect(() => o.forward(Float32Array.of(1, NaN), [2])).toThrow(/NaN/);
   }
   spy.mockRestore();
+});
+
+describe('full-range qconfigs', () => {
+  test('the new names use quint8 0..255 without reduce_range; PyTorch names are unchanged', () => {
+    for (const n of ['fullrange', 'percentile', 'entropy', 'mse']) {
+      const a = qconfigByName(n).activation();
+      expect([a.dtype, a.quantMin, a.quantMax, a.reduceRange]).toEqual(['quint8', 0, 255, false]);
+      expect(qconfigByName(n).weight().qscheme).toBe('per_channel_symmetric');
+    }
+    expect(String(qconfigByName('default'))).toBe(String(defaultQConfig));
+    for (const b of ['fbgemm', 'x86', 'qnnpack', 'onednn']) expect(String(qconfigByName(b))).toBe(String(getDefaultQConfig(b)));
+    expect(String(qconfigByName('fullrange'))).toBe(String(getDefaultQConfig('onednn')));
+  });
+
+  test('the reduce_range note appears only for full-range activations on ISAs without VNNI', () => {
+    expect(fullRangeWarning(qconfigByName('mse'), 'avx2')).toMatch(/vpmaddubsw/);
+    expect(fullRangeWarning(qconfigByName('mse'), 'scalar')).toMatch(/exact/);
+    expect(fullRangeWarning(qconfigByName('mse'), 'avx512vnni')).toBeNull();
+    expect(fullRangeWarning(qconfigByName('mse'), 'avxvnni')).toBeNull();
+    expect(fullRangeWarning(qconfigByName('fbgemm'), 'avx2')).toBeNull();
+    expect(fullRangeWarning(qconfigByName('default'), 'avx2')).toBeNull();
+  });
 });
