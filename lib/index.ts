@@ -33,6 +33,24 @@ export { fuseModules, fuseConvBnEval, fuseConvBnWeights } from './quantization/f
 export { prepare, propagateQConfig, observedModules } from './quantization/quantize';
 export { convert, quantizeWeight } from './quantization/convert';
 export { quantizeModel, loadFloatModel, qconfigByName, runBatches, QCONFIG_NAMES } from './workflow';
+// Beyond PyTorch's PTQ: calibration observers, equalization, bias correction, sensitivity, mixed precision
+export {
+  PercentileObserver, EntropyObserver, MseObserver, StreamingHistogram, HistogramCalibrationObserver, klThresholdBin,
+} from './quantization/calibration-observers';
+export type { PercentileObserverOptions, MseObserverOptions, CalibrationObserverOptions } from './quantization/calibration-observers';
+export {
+  fullRangeQConfig, fullRangeMinMaxQConfig, percentileQConfig, entropyQConfig, mseQConfig, usesFullActivationRange, fullRangeWarning,
+} from './quantization/qconfig-extra';
+export {
+  equalize, equalizePair, mobilenetV2Pairs, resnetPairs, absorbBiases, batchNormStd, outputChannelRanges, inputChannelRanges, weightLayer,
+} from './quantization/equalize';
+export type { LayerPair, EqualizeOptions, EqualizeResult } from './quantization/equalize';
+export { empiricalBiasCorrection, quantizedBiasCorrection, analyticalBiasCorrection, fakeQuantWeight, weightLayerNames, channelMeans } from './quantization/bias-correction';
+export { sensitivityAnalysis, keepInFloat } from './quantization/sensitivity';
+export type { LayerSensitivity } from './quantization/sensitivity';
+export { FloatIsland, floatIslands } from './nn/float-island';
+export { ptqQuantize, applyFloatMethods, equalizationPairs, calibrationBatches } from './quantization/pipeline';
+export type { PtqMethods, PtqOptions, PtqResult } from './quantization/pipeline';
 
 // Models
 export { mobilenetV2, MobileNetV2, InvertedResidual, ConvBNReLU, resnet18, resnet50, ResNet, BasicBlock, Bottleneck, createModel, ARCHITECTURES } from './models';

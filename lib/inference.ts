@@ -7,6 +7,7 @@ import { withBackendOverride } from './kernels';
 import { loadNative } from './kernels/native';
 import { TracingBackend } from './kernels/plan';
 import { Module } from './nn/module';
+import { floatIslands } from './nn/float-island';
 import { Tensor } from './tensor';
 
 /** Options of compileModel. */
@@ -99,6 +100,10 @@ export function compileModel(model: Module, o: CompileOptions): CompiledModel {
   o.inputShape.forEach((d, i) => checkInt(`inputShape[${i}]`, d, 1, 1 << 20));
   const maxBatch = checkInt('maxBatch', o.maxBatch ?? 16, 1, 4096);
   const threads = checkInt('threads', o.threads ?? 0, 0, 1024);
+  const islands = floatIslands(model);
+  if (islands.length)
+    throw new Error(`compileModel: the model keeps ${islands.join(', ')} in float (mixed precision); native plans run int8 layers only. ` +
+      'Run it module by module (model.call) instead');
   const tracer = new TracingBackend();
   const x = new Tensor(new Float32Array(o.inputShape.reduce((a, b) => a * b, 1)), [1, ...o.inputShape]);
   const y = withBackendOverride(tracer, () => model.call(x)) as Tensor;

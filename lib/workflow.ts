@@ -7,14 +7,23 @@ import { Module } from './nn/module';
 import { convert } from './quantization/convert';
 import { defaultQConfig, getDefaultQConfig, QConfig } from './quantization/qconfig';
 import { prepare } from './quantization/quantize';
+import { entropyQConfig, fullRangeQConfig, mseQConfig, percentileQConfig } from './quantization/qconfig-extra';
 import { Tensor } from './tensor';
 
-/** Names accepted for --qconfig. */
-export const QCONFIG_NAMES = ['default', 'fbgemm', 'x86', 'qnnpack', 'onednn'] as const;
+/** Names accepted for --qconfig: PyTorch's, then ptq-node's full-range calibration qconfigs. */
+export const QCONFIG_NAMES = ['default', 'fbgemm', 'x86', 'qnnpack', 'onednn', 'fullrange', 'percentile', 'entropy', 'mse'] as const;
 
-/** The QConfig of a name: 'default' = torch's default_qconfig, else get_default_qconfig(name). */
+/**
+ * The QConfig of a name: 'default' = torch's default_qconfig, PyTorch's backends = get_default_qconfig(name);
+ * 'fullrange' (histogram), 'percentile' (99.99), 'entropy' (KL), 'mse': quint8 0..255 activations and
+ * per-channel symmetric weights (lib/quantization/qconfig-extra.ts).
+ */
 export function qconfigByName(name: string): QConfig {
   if (name === 'default') return defaultQConfig;
+  if (name === 'fullrange') return fullRangeQConfig;
+  if (name === 'percentile') return percentileQConfig();
+  if (name === 'entropy') return entropyQConfig();
+  if (name === 'mse') return mseQConfig();
   if ((QCONFIG_NAMES as readonly string[]).includes(name)) return getDefaultQConfig(name as 'fbgemm');
   throw new RangeError(`unknown qconfig '${name}'; expected one of ${QCONFIG_NAMES.join(', ')}`);
 }

@@ -8,6 +8,7 @@ import { registerExportOnnx } from './export-onnx';
 import { registerInspect } from './inspect';
 import { registerQuantize } from './quantize';
 import { registerServe } from './serve';
+import { registerReport } from './report';
 
 /** Builds the CLI program (exported for tests). */
 export function program(): Command {
@@ -28,6 +29,7 @@ export function program(): Command {
   registerDemo(p);
   registerExportOnnx(p);
   registerServe(p);
+  registerReport(p);
   return p;
 }
 

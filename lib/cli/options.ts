@@ -8,6 +8,7 @@ import { setDefaultBackend } from '../kernels/default';
 import type { Classifier } from '../evaluate';
 import { compileModel } from '../inference';
 import { Module } from '../nn/module';
+import { floatIslands } from '../nn/float-island';
 import { Quantize } from '../nn/quantized';
 import { Tensor } from '../tensor';
 
@@ -31,7 +32,8 @@ export function selectBackend(name: string): void {
  */
 export function runnerFor(model: Module, sampleShape: number[], backend: string, batchSize: number): Classifier {
   const quantized = [...model.modules()].some((m) => m instanceof Quantize);
-  if (backend !== 'native' || !quantized) return model;
+  // mixed-precision models (float islands) run module by module: plans hold int8 layers only
+  if (backend !== 'native' || !quantized || floatIslands(model).length) return model;
   const compiled = compileModel(model, { inputShape: sampleShape, maxBatch: batchSize });
   return { call: (x: unknown) => compiled.runSync(x as Tensor) };
 }

@@ -5,7 +5,11 @@ import { ImageFolder } from '../data/datasets';
 import { saveQuantizedModel } from '../io/model-file';
 import { ARCHITECTURES, ArchitectureSpec } from '../models';
 import { packageVersion } from '../version';
-import { loadFloatModel, QCONFIG_NAMES, qconfigByName, quantizeModel } from '../workflow';
+import { loadFloatModel, QCONFIG_NAMES, qconfigByName } from '../workflow';
+import { candidateLabel, parseConfigLabel, quantizeMixed, searchBest } from '../quantization/best';
+import { PtqMethods, ptqQuantize } from '../quantization/pipeline';
+import { fullRangeWarning } from '../quantization/qconfig-extra';
+import { loadNative } from '../kernels/native';
 import { addPreprocessOptions, openDatasetFromArgs, positiveInt, PreprocessArgs, selectBackend } from './options';
 import { progressBar } from './progress';
 
@@ -21,6 +25,12 @@ interface QuantizeArgs extends PreprocessArgs {
   out: string;
   backend: string;
   json?: boolean;
+  equalize?: boolean;
+  absorbBias?: boolean;
+  biasCorrection: string;
+  floatModules?: string;
+  heldOut: string;
+  candidates?: string;
 }
 
 /** Registers `ptq quantize` on the program. */
@@ -33,7 +43,13 @@ export function registerQuantize(p: Command): void {
     .requiredOption('--dataset <spec>', "calibration data: 'fashion-mnist:DIR' or 'imagefolder:DIR' (train split, file order)")
     .option('--calib-batches <n>', 'calibration batches', '10')
     .option('--batch-size <n>', 'calibration batch size', '30')
-    .option('--qconfig <name>', `quantization config (${QCONFIG_NAMES.join(', ')})`, 'default')
+    .option('--qconfig <name>', `quantization config (${QCONFIG_NAMES.join(', ')}), or 'best': try them with and without equalization + bias correction and keep the best top-1 on held-out training images`, 'default')
+    .option('--equalize', 'cross-layer equalization after fusion (mobilenet_v2)')
+    .option('--absorb-bias', 'bias absorption after equalization (mobilenet_v2)')
+    .option('--bias-correction <kind>', "none; empirical (torch's _correct_bias.py on the int8 model, calibration images); weights (DFQ: weight quantization only, float model); analytical (DFQ: batch-norm statistics)", 'none')
+    .option('--float-modules <n|names>', 'mixed precision: leave the N most sensitive layers (local SQNR on calibration images), or the comma-separated layers, in float')
+    .option('--candidates <labels>', "--qconfig best: comma-separated candidates (e.g. 'default,mse+cle+abc'; default: 6 qconfigs x {plain, +cle+abc, +cle+ebc})")
+    .option('--held-out <n>', "--qconfig best: held-out training images after the calibration images", '2000')
     .requiredOption('--out <file>', 'output model file (.safetensors)')
     .option('--backend <name>', 'kernels: native or reference', 'native')
     .option('--labels <file>', 'class names, one per line, stored in the model file (an image folder stores its class names)')
@@ -43,24 +59,63 @@ export function registerQuantize(p: Command): void {
       selectBackend(a.backend);
       const spec: ArchitectureSpec = { arch: a.arch as ArchitectureSpec['arch'], numClasses: positiveInt('--num-classes', a.numClasses) };
       if (!(ARCHITECTURES as readonly string[]).includes(a.arch)) throw new Error(`unknown --arch '${a.arch}'; expected one of ${ARCHITECTURES.join(', ')}`);
-      const qconfig = qconfigByName(a.qconfig);
+      const best = a.qconfig === 'best';
+      if (!best) qconfigByName(a.qconfig); // validates the name
+      const bc = a.biasCorrection;
+      if (!['none', 'empirical', 'weights', 'analytical'].includes(bc)) throw new Error(`--bias-correction must be none, empirical, weights or analytical, got '${bc}'`);
       const calibBatches = positiveInt('--calib-batches', a.calibBatches), batchSize = positiveInt('--batch-size', a.batchSize);
-      const model = loadFloatModel(spec, a.weights);
-      const ds = await openDatasetFromArgs(a.dataset, 'train', a, calibBatches * batchSize);
+      const heldOut = positiveInt('--held-out', a.heldOut);
+      // Image folders decode what is used up front: the calibration images (and the held-out ones for 'best').
+      const ds = await openDatasetFromArgs(a.dataset, 'train', a, calibBatches * batchSize + (best ? heldOut : 0));
       const total = Math.min(calibBatches * batchSize, ds.length);
       const labels = a.labels ? readLabels(a.labels) : ds instanceof ImageFolder ? ds.classes : undefined;
-      const bar = progressBar('calibrating', total, a.json);
       const t0 = Date.now();
-      const q = quantizeModel(model, { qconfig, calibration: ds, calibBatches, batchSize, onProgress: (d) => bar.update(d) });
-      bar.stop();
+      const create = () => loadFloatModel(spec, a.weights);
+      let qconfigName = a.qconfig;
+      let methods: PtqMethods = { equalize: !!a.equalize, absorbBias: !!a.absorbBias, biasCorrection: bc as PtqMethods['biasCorrection'] };
+      const extra: Record<string, unknown> = {};
+      if (best) {
+        const r = searchBest({
+          createModel: create, calibration: ds, calibBatches, batchSize, heldOutCount: heldOut,
+          candidates: a.candidates?.split(',').map((x) => x.trim()).filter(Boolean).map((label) => ({ label, ...parseConfigLabel(label) })),
+          onCandidate: (c, top1, i, n) => { if (!a.json) console.error(`[${i + 1}/${n}] ${c.label}: held-out top-1 ${top1.toFixed(2)}%`); },
+        });
+        qconfigName = r.best.qconfig;
+        methods = { ...r.best.methods };
+        extra.best = r.best.label;
+        extra.heldOut = r.heldOut;
+        extra.candidates = r.results.map((x) => ({ label: x.candidate.label, heldOutTop1: x.heldOutTop1 }));
+      }
+      const qconfig = qconfigByName(qconfigName);
+      const warning = fullRangeWarning(qconfig, loadNative().isa);
+      if (warning && !a.json) console.error(warning);
+      let floatModules: string[] = [];
+      const fm = a.floatModules;
+      const o = { qconfig, calibration: ds, calibBatches, batchSize, ...methods };
+      let q;
+      if (fm !== undefined && /^\d+$/.test(fm)) {
+        const r = quantizeMixed(create, o, Number(fm));
+        q = r.model;
+        floatModules = r.floatModules;
+        extra.sensitivity = r.sensitivity.slice(0, Math.max(5, floatModules.length)).map((s) => ({ name: s.name, localSqnr: s.localSqnr }));
+      } else {
+        if (fm !== undefined) floatModules = fm.split(',').map((x) => x.trim()).filter(Boolean);
+        const bar = progressBar('calibrating', total, a.json);
+        q = ptqQuantize(create(), { ...o, floatModules, onProgress: (d) => bar.update(d) }).model;
+        bar.stop();
+      }
+      const label = candidateLabel(qconfigName, { ...methods, floatModules });
       saveQuantizedModel(a.out, q, {
         architecture: spec, qconfig: String(qconfig),
-        provenance: { tool: `ptq-node ${packageVersion()}`, weights: a.weights, dataset: a.dataset, calibImages: total, qconfigName: a.qconfig },
+        provenance: {
+          tool: `ptq-node ${packageVersion()}`, weights: a.weights, dataset: a.dataset, calibImages: total, batchSize, qconfigName,
+          methods: { ...methods, floatModules }, label, ...(best ? { best: extra.best, heldOut: extra.heldOut } : {}),
+        },
         ...(labels ? { labels } : {}),
         ...(ds instanceof ImageFolder ? { preprocess: ds.preprocess } : {}),
       });
-      const summary = { out: a.out, qconfig: a.qconfig, calibImages: total, seconds: (Date.now() - t0) / 1000 };
-      console.log(a.json ? JSON.stringify(summary) : `wrote ${a.out} (qconfig ${a.qconfig}, calibrated on ${total} images in ${summary.seconds.toFixed(1)} s)`);
+      const summary = { out: a.out, qconfig: qconfigName, label, calibImages: total, floatModules, seconds: (Date.now() - t0) / 1000, ...extra };
+      console.log(a.json ? JSON.stringify(summary) : `wrote ${a.out} (${label}, calibrated on ${total} images in ${summary.seconds.toFixed(1)} s)`);
     });
 }
 

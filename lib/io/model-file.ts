@@ -7,6 +7,10 @@ import { fuseStructureOnly } from '../quantization/fuse';
 import { DeQuantize, QFunctional, QuantizedConv2d, QuantizedDropout, QuantizedLinear, Quantize, QWeight } from '../nn/quantized';
 import type { Conv2dGeometry } from '../kernels/float';
 import type { ImagePreprocess } from './images';
+import { FloatIsland } from '../nn/float-island';
+import { ConvReLU2d, LinearReLU } from '../nn/intrinsic';
+import { Conv2d, Linear } from '../nn/layers';
+import { Tensor } from '../tensor';
 import { readSafetensors, encodeSafetensors, writeFileAtomic } from './safetensors';
 import { FormatError, RawTensor } from './types';
 
@@ -39,12 +43,27 @@ export interface QuantizedModelInfo {
   preprocess?: ImagePreprocess;
 }
 
+/** The conv / linear inside a float island (fused or plain). */
+function floatLayerOf(m: Module, name: string): Conv2d | Linear {
+  if (m instanceof ConvReLU2d) return m.conv;
+  if (m instanceof LinearReLU) return m.linear;
+  if (m instanceof Conv2d || m instanceof Linear) return m;
+  throw new Error(`${name}: a float module of type ${m.typeName()} cannot be saved (conv / linear layers only)`);
+}
+
 function recordOf(name: string, m: Module, tensors: Map<string, RawTensor>): ModuleRecord | null {
   const putWeight = (w: QWeight) => {
     tensors.set(`${name}.weight`, { dtype: 'int8', shape: w.shape, data: w.data });
     tensors.set(`${name}.weight_scale`, { dtype: 'float32', shape: [w.scale.length], data: w.scale });
     tensors.set(`${name}.weight_zero_point`, { dtype: 'int32', shape: [w.zeroPoint.length], data: w.zeroPoint });
   };
+  if (m instanceof FloatIsland) {
+    // mixed precision: the float layer's weights as float32; its Quantize / DeQuantize follow as records
+    const l = floatLayerOf(m.inner, name);
+    tensors.set(`${name}.float_weight`, { dtype: 'float32', shape: [...l.weight.shape], data: l.weight.data });
+    if (l.bias) tensors.set(`${name}.float_bias`, { dtype: 'float32', shape: [...l.bias.shape], data: l.bias.data });
+    return { name, type: 'FloatIsland', bias: !!l.bias };
+  }
   if (m instanceof Quantize) return { name, type: 'Quantize', scale: m.scale, zero_point: m.zeroPoint };
   if (m instanceof DeQuantize) return { name, type: 'DeQuantize' };
   if (m instanceof QFunctional) return { name, type: 'QFunctional', scale: m.scale, zero_point: m.zeroPoint };
@@ -189,6 +208,22 @@ export function loadQuantizedModel(file: string | Uint8Array): { model: Module; 
         q = new QuantizedLinear(inF, outF, w, bias, ...actQParams(r, label), r.type === 'QuantizedLinearReLU');
         break;
       }
+      case 'FloatIsland': {
+        let l: Conv2d | Linear;
+        try {
+          l = floatLayerOf(slot, r.name);
+        } catch (e) {
+          throw new FormatError((e as Error).message, label);
+        }
+        const w = tensorOf(f, `${r.name}.float_weight`, 'float32', label);
+        if (w.shape.join() !== l.weight.shape.join()) throw new FormatError(`${r.name}.float_weight has shape [${w.shape}], expected [${l.weight.shape}]`, label);
+        l.weight = new Tensor(Float32Array.from(w.data as Float32Array), l.weight.shape);
+        const b = r.bias ? tensorOf(f, `${r.name}.float_bias`, 'float32', label) : null;
+        if (b && b.shape.join() !== String(l.weight.shape[0])) throw new FormatError(`${r.name}.float_bias has shape [${b.shape}]`, label);
+        l.bias = b ? new Tensor(Float32Array.from(b.data as Float32Array), [l.weight.shape[0]]) : null;
+        q = new FloatIsland(slot);
+        break;
+      }
       default:
         throw new FormatError(`unknown module type '${r.type}' for '${r.name}'`, label);
     }
@@ -196,8 +231,10 @@ export function loadQuantizedModel(file: string | Uint8Array): { model: Module; 
   }
   // The skeleton's float layers hold no weights (zeros, or unfolded after a structure-only fuse):
   // one left without a record would run silently wrong.
+  // (Float islands are records too: their layers hold the file's float weights.)
+  const recorded = f.records.map((r) => r.name);
   for (const [name, m] of model.namedModules())
-    if (m._parameters.size > 0 && [...m._parameters.values()].some((p) => p !== null))
+    if (m._parameters.size > 0 && [...m._parameters.values()].some((p) => p !== null) && !recorded.some((r) => name === r || name.startsWith(`${r}.`)))
       throw new FormatError(`module '${name}' (${m.typeName()}) has no quantized record in the file`, label);
   return { model, info: f };
 }
