@@ -14,7 +14,9 @@ export {
 export type { Conv2dOptions } from './nn/layers';
 export { QuantStub, DeQuantStub } from './nn/stubs';
 export { FloatFunctional } from './nn/functional';
-export { FusedModule, ConvReLU2d, LinearReLU } from './nn/intrinsic';
+export { FusedModule, ConvReLU2d, ConvReLU62d, LinearReLU } from './nn/intrinsic';
+export { GraphModule, AvgPool2d, GRAPH_FORMAT, moduleFromDesc } from './nn/graph';
+export type { GraphSpec, GraphNodeSpec, ModuleDesc, GraphOp } from './nn/graph';
 export { Quantize, DeQuantize, QuantizedConv2d, QuantizedLinear, QFunctional, QuantizedDropout, QuantizedModule } from './nn/quantized';
 export type { QWeight, ActQParams } from './nn/quantized';
 
@@ -54,6 +56,8 @@ export type { RawTensor, DType } from './io/types';
 export { saveQuantizedModel, loadQuantizedModel, readQuantizedModelFile, encodeQuantizedModel, MODEL_FORMAT } from './io/model-file';
 export { exportOnnx, decodeOnnxModel } from './io/onnx-export';
 export type { OnnxExportOptions } from './io/onnx-export';
+export { importOnnx, OnnxImportError, SUPPORTED_FLOAT_OPS } from './io/onnx-import';
+export type { OnnxImportOptions } from './io/onnx-import';
 
 // Fast inference (native plans)
 export { compileModel, CompiledModel } from './inference';

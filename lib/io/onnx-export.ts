@@ -16,8 +16,8 @@ import { DeQuantStub, QuantStub } from '../nn/stubs';
 import { packageVersion } from '../version';
 
 /**
- * The messages and fields of onnx/onnx.proto3 (ONNX IR 7) that the exporter writes, with the official
- * field numbers; fields it never sets are left out (protobuf skips unknown fields, so the subset is
+ * The messages and fields of onnx/onnx.proto3 (ONNX IR 7) that the exporter writes and the importer
+ * reads, with the official field numbers; other fields are left out (protobuf skips unknown fields, so the subset is
  * wire-compatible with the full schema).
  */
 export const ONNX_PROTO_SUBSET = `
@@ -32,6 +32,7 @@ message AttributeProto {
   int64 i = 3;
   bytes s = 4;
   TensorProto t = 5;
+  GraphProto g = 6;
   repeated float floats = 7;
   repeated int64 ints = 8;
   repeated bytes strings = 9;
@@ -84,6 +85,9 @@ message TensorProto {
   string name = 8;
   string doc_string = 12;
   bytes raw_data = 9;
+  repeated double double_data = 10 [packed = true];
+  repeated StringStringEntryProto external_data = 13;
+  int32 data_location = 14;
 }
 message TensorShapeProto {
   message Dimension {

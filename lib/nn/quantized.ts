@@ -9,6 +9,7 @@ import { getBackend } from '../kernels';
 import { defaultBackend } from '../kernels/default';
 import { QTensor } from '../qtensor';
 import { Tensor } from '../tensor';
+import { roundHalfEven } from '../quantization/qparams';
 
 /** The backend a quantized module runs on: its own override or the process default. */
 function backendOf(m: { backendName?: 'native' | 'reference' }): Backend {
@@ -107,18 +108,27 @@ export class QuantizedConv2d extends QuantizedModule {
     scale: number,
     zeroPoint: number,
     readonly relu: boolean,
+    /** Upper bound of a fused clamp (ReLU6: 6), in float; the quantized output is clamped to q(clampMax). */
+    readonly clampMax?: number,
   ) {
     super(scale, zeroPoint);
   }
   backendName?: 'native' | 'reference';
   private packed = new PackCache<PackedQConv2d>();
 
+  /** The quantized upper clamp: 255, or zero_point + rne(clampMax * (1/scale)) for a fused ReLU6. */
+  outMax(): number {
+    if (this.clampMax === undefined) return 255;
+    const q = this.zeroPoint + roundHalfEven(Math.fround(this.clampMax * Math.fround(1 / this.scale)));
+    return Math.max(this.relu ? this.zeroPoint : 0, Math.min(255, q));
+  }
+
   /** Packs the weights for a backend and input qparams (once; again only if they change). */
   pack(backend: Backend, inputScale: number, inputZeroPoint: number): PackedQConv2d {
     return this.packed.get(backend, inputScale, inputZeroPoint, () => backend.packQConv2d({
       geometry: this.geometry, weight: this.weight.data, weightScale: this.weight.scale, bias: this.bias,
       inputScale, inputZeroPoint, outputScale: this.scale, outputZeroPoint: this.zeroPoint,
-      outMin: this.relu ? this.zeroPoint : 0, outMax: 255,
+      outMin: this.relu ? this.zeroPoint : 0, outMax: this.outMax(),
     }));
   }
 
@@ -136,6 +146,7 @@ export class QuantizedConv2d extends QuantizedModule {
     return new QTensor(y, [n, g.outChannels, oh, ow], this.scale, this.zeroPoint, 'channels_last');
   }
   typeName(): string {
+    if (this.clampMax !== undefined) return 'QuantizedConvReLU62d';
     return this.relu ? 'QuantizedConvReLU2d' : 'QuantizedConv2d';
   }
   extraRepr(): string {
