@@ -7,10 +7,15 @@ import { loadQuantizedModel } from '../io/model-file';
 import { ARCHITECTURES, ArchitectureSpec } from '../models';
 import { Module } from '../nn/module';
 import { loadFloatModel } from '../workflow';
-import { positiveInt, runnerFor, selectBackend } from './options';
+import { addPreprocessOptions, positiveInt, PreprocessArgs, preprocessFromArgs, runnerFor, selectBackend } from './options';
+import { GreyPreprocess } from '../data/datasets';
+import { importOnnx } from '../io/onnx-import';
+import { GraphModule } from '../nn/graph';
 import { progressBar } from './progress';
 
-interface EvalArgs {
+interface EvalArgs extends PreprocessArgs {
+  onnx?: string;
+  relu6: string;
   dataset: string;
   split: string;
   limit?: string;
@@ -25,20 +30,34 @@ interface EvalArgs {
 
 /** The model to evaluate: a quantized model file, or a zoo architecture with float weights. */
 export function modelFromArgs(file: string | undefined, a: { arch?: string; numClasses: string; weights?: string }): Module {
+  return evalModelFromArgs(file, { relu6: 'clamp', ...a }).model;
+}
+
+/** The model to evaluate and the preprocessing its file recorded (or the ONNX input shape). */
+function evalModelFromArgs(file: string | undefined, a: { arch?: string; numClasses: string; weights?: string; onnx?: string; relu6: string }):
+  { model: Module; stored?: GreyPreprocess; inputShape?: (number | null)[] } {
+  if (a.onnx) {
+    if (file || a.arch || a.weights) throw new Error('give one of: a quantized model file, --onnx FILE, or --arch/--weights');
+    if (a.relu6 !== 'relu' && a.relu6 !== 'clamp') throw new Error(`--relu6 must be 'relu' or 'clamp', got '${a.relu6}'`);
+    const model: GraphModule = importOnnx(a.onnx, { relu6: a.relu6 });
+    return { model, inputShape: model.spec.inputShape };
+  }
   if (file) {
     if (a.arch || a.weights) throw new Error('give either a quantized model file or --arch/--weights, not both');
-    return loadQuantizedModel(file).model;
+    const l = loadQuantizedModel(file);
+    const stored = (l.info.provenance as { preprocess?: GreyPreprocess } | undefined)?.preprocess;
+    return { model: l.model, stored, inputShape: l.info.graph?.inputShape };
   }
   if (!a.arch || !a.weights) throw new Error('give a quantized model file, or --arch and --weights for a float model');
   if (!(ARCHITECTURES as readonly string[]).includes(a.arch)) throw new Error(`unknown --arch '${a.arch}'; expected one of ${ARCHITECTURES.join(', ')}`);
   const spec: ArchitectureSpec = { arch: a.arch as ArchitectureSpec['arch'], numClasses: positiveInt('--num-classes', a.numClasses) };
-  return loadFloatModel(spec, a.weights);
+  return { model: loadFloatModel(spec, a.weights) };
 }
 
 /** Registers `ptq eval` on the program. */
 export function registerEval(p: Command): void {
-  p.command('eval [model]')
-    .description('top-1/top-5 accuracy of a quantized model file (or of a float model with --arch/--weights)')
+  const c = p.command('eval [model]')
+    .description('top-1/top-5 accuracy of a quantized model file (or of a float model: --onnx FILE, or --arch/--weights)')
     .requiredOption('--dataset <spec>', "evaluation data, e.g. 'fashion-mnist:DIR'")
     .option('--split <name>', 'train or test', 'test')
     .option('--limit <n>', 'evaluate the first n images only')
@@ -47,13 +66,17 @@ export function registerEval(p: Command): void {
     .option('--arch <name>', `float model architecture (${ARCHITECTURES.join(', ')})`)
     .option('--num-classes <n>', 'number of classes of the float model', '1000')
     .option('--weights <file>', 'float weights (.pth or .safetensors)')
+    .option('--onnx <file>', 'a float ONNX model (evaluated in float)')
+    .option('--relu6 <mode>', "ONNX ReLU6: 'clamp' (keep) or 'relu' (replace by ReLU)", 'clamp')
     .option('--backend <name>', 'kernels: native or reference', 'native')
-    .option('--json', 'print {"top1","top5","count"} as JSON')
-    .action((file: string | undefined, a: EvalArgs) => {
+    .option('--json', 'print {"top1","top5","count"} as JSON');
+  addPreprocessOptions(c).action((file: string | undefined, a: EvalArgs) => {
       selectBackend(a.backend);
       if (a.split !== 'test' && a.split !== 'train') throw new Error(`--split must be 'test' or 'train', got '${a.split}'`);
-      const model = modelFromArgs(file, a);
-      const ds = openDataset(a.dataset, a.split);
+      const { model, stored, inputShape } = evalModelFromArgs(file, a);
+      const custom = a.size !== undefined || a.mean !== undefined || a.std !== undefined || a.channels !== undefined;
+      const pre = stored || inputShape || custom ? preprocessFromArgs(a, { stored, inputShape }) : undefined;
+      const ds = openDataset(a.dataset, a.split, pre);
       const limit = a.limit !== undefined ? positiveInt('--limit', a.limit) : undefined;
       const total = Math.min(ds.length, limit ?? ds.length);
       const bar = progressBar('evaluating', total, a.json);

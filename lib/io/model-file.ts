@@ -3,6 +3,7 @@
 // qparams. Loading rebuilds the architecture, fuses it and swaps in the quantized modules.
 import { ArchitectureSpec, createModel } from '../models';
 import { Module } from '../nn/module';
+import { GRAPH_FORMAT, GraphModule, GraphSpec } from '../nn/graph';
 import { DeQuantize, QFunctional, QuantizedConv2d, QuantizedDropout, QuantizedLinear, Quantize, QWeight } from '../nn/quantized';
 import type { Conv2dGeometry } from '../kernels/float';
 import { readSafetensors, encodeSafetensors, writeFileAtomic } from './safetensors';
@@ -23,11 +24,21 @@ export interface ModuleRecord {
   qscheme?: string;
   bias?: boolean;
   p?: number;
+  /** Upper clamp of a fused ReLU6 conv (QuantizedConvReLU62d), in float. */
+  clamp_max?: number;
+}
+
+/** The architecture of a model imported from ONNX: its graph is stored in the file (metadata 'graph'). */
+export interface GraphArchitecture {
+  arch: 'graph';
+  /** Where the graph came from (e.g. the ONNX file name). */
+  source?: string;
 }
 
 /** What the file holds besides the tensors. */
 export interface QuantizedModelInfo {
-  architecture: ArchitectureSpec;
+  /** A zoo architecture, or { arch: 'graph' } for a GraphModule (imported ONNX), whose graph is stored too. */
+  architecture: ArchitectureSpec | GraphArchitecture;
   qconfig: string;
   /** Free-form provenance (tool version, calibration data). */
   provenance?: Record<string, unknown>;
@@ -46,7 +57,9 @@ function recordOf(name: string, m: Module, tensors: Map<string, RawTensor>): Mod
   if (m instanceof QuantizedConv2d) {
     putWeight(m.weight);
     if (m.bias) tensors.set(`${name}.bias`, { dtype: 'float32', shape: [m.bias.length], data: m.bias });
-    return { name, type: m.typeName(), scale: m.scale, zero_point: m.zeroPoint, geometry: m.geometry, qscheme: m.weight.qscheme, bias: !!m.bias };
+    const r: ModuleRecord = { name, type: m.typeName(), scale: m.scale, zero_point: m.zeroPoint, geometry: m.geometry, qscheme: m.weight.qscheme, bias: !!m.bias };
+    if (m.clampMax !== undefined) r.clamp_max = m.clampMax;
+    return r;
   }
   if (m instanceof QuantizedLinear) {
     putWeight(m.weight);
@@ -65,13 +78,18 @@ export function encodeQuantizedModel(model: Module, info: QuantizedModelInfo): U
     if (r) records.push(r);
   }
   if (!records.some((r) => r.type === 'Quantize')) throw new Error('the model is not converted: it has no Quantize module');
-  return encodeSafetensors(tensors, {
+  const isGraph = model instanceof GraphModule;
+  if (isGraph !== (info.architecture.arch === 'graph'))
+    throw new Error(isGraph ? "a GraphModule (imported ONNX) is saved with architecture { arch: 'graph' }" : "architecture 'graph' is only for a GraphModule");
+  const meta: Record<string, string> = {
     format: MODEL_FORMAT,
     architecture: JSON.stringify(info.architecture),
     qconfig: info.qconfig,
     modules: JSON.stringify(records),
     provenance: JSON.stringify(info.provenance ?? {}),
-  });
+  };
+  if (model instanceof GraphModule) meta.graph = JSON.stringify(model.spec);
+  return encodeSafetensors(tensors, meta);
 }
 
 /** Writes a converted model to one .safetensors file, atomically (temp file + rename). */
@@ -83,6 +101,8 @@ export function saveQuantizedModel(file: string, model: Module, info: QuantizedM
 export interface QuantizedModelFile extends QuantizedModelInfo {
   records: ModuleRecord[];
   tensors: Map<string, RawTensor>;
+  /** The graph of a model imported from ONNX. */
+  graph?: GraphSpec;
 }
 
 /** Reads and validates a quantized model file without building the model. */
@@ -100,7 +120,14 @@ export function readQuantizedModelFile(file: string | Uint8Array): QuantizedMode
   };
   const records = parse<ModuleRecord[]>('modules');
   if (!Array.isArray(records)) throw new FormatError("metadata 'modules' is not a list", label);
-  return { architecture: parse<ArchitectureSpec>('architecture'), qconfig: metadata.qconfig ?? '', provenance: parse('provenance'), records, tensors };
+  const architecture = parse<ArchitectureSpec | GraphArchitecture>('architecture');
+  let graph: GraphSpec | undefined;
+  if (architecture && architecture.arch === 'graph') {
+    graph = parse<GraphSpec>('graph');
+    if (!graph || graph.format !== GRAPH_FORMAT || !Array.isArray(graph.nodes))
+      throw new FormatError(`metadata 'graph' is not a ${GRAPH_FORMAT} description`, label);
+  }
+  return { architecture, qconfig: metadata.qconfig ?? '', provenance: parse('provenance'), records, tensors, graph };
 }
 
 function tensorOf(f: QuantizedModelFile, key: string, dtype: RawTensor['dtype'], label?: string): RawTensor {
@@ -135,9 +162,9 @@ export function loadQuantizedModel(file: string | Uint8Array): { model: Module; 
   const f = readQuantizedModelFile(file);
   let model: Module;
   try {
-    model = createModel(f.architecture);
+    model = f.graph ? new GraphModule(f.graph) : createModel(f.architecture as ArchitectureSpec);
   } catch (e) {
-    throw new FormatError(`unknown architecture: ${(e as Error).message}`, label);
+    throw new FormatError(`${f.graph ? 'bad graph' : 'unknown architecture'}: ${(e as Error).message}`, label);
   }
   model.eval();
   (model as Module & { fuseModel(): void }).fuseModel();
@@ -155,13 +182,15 @@ export function loadQuantizedModel(file: string | Uint8Array): { model: Module; 
       case 'QFunctional': q = new QFunctional(...actQParams(r, label)); break;
       case 'QuantizedDropout': q = new QuantizedDropout(r.p ?? 0.5); break;
       case 'QuantizedConv2d':
-      case 'QuantizedConvReLU2d': {
+      case 'QuantizedConvReLU2d':
+      case 'QuantizedConvReLU62d': {
         const conv = (slot as Module & { conv?: Module }).conv ?? slot;
         const g = (conv as unknown as { geometry(): Conv2dGeometry }).geometry?.();
         if (!g || JSON.stringify(g) !== JSON.stringify(r.geometry)) throw new FormatError(`${r.name}: conv geometry differs from the architecture`, label);
         const w = weightOf(f, r, [g.outChannels, g.inChannels / g.groups, g.kernelH, g.kernelW], label);
         const bias = r.bias ? (tensorOf(f, `${r.name}.bias`, 'float32', label).data as Float32Array) : null;
-        q = new QuantizedConv2d(g, w, bias, ...actQParams(r, label), r.type === 'QuantizedConvReLU2d');
+        if (r.type === 'QuantizedConvReLU62d' && !(typeof r.clamp_max === 'number' && r.clamp_max > 0)) throw new FormatError(`${r.name}: clamp_max missing`, label);
+        q = new QuantizedConv2d(g, w, bias, ...actQParams(r, label), r.type !== 'QuantizedConv2d', r.type === 'QuantizedConvReLU62d' ? r.clamp_max : undefined);
         break;
       }
       case 'QuantizedLinear':
