@@ -283,6 +283,9 @@ function rneInt32(x: number): number {
 /** Walks a zoo model's forward pass and emits the matching ONNX nodes. */
 class Exporter {
   constructor(readonly g: GraphBuilder, readonly int8: boolean) {}
+  /** ptq-node's own int8 facts ONNX cannot hold: exact float biases (by int32 bias initializer) and x.mean nodes. */
+  readonly floatBias = new Map<string, Float32Array>();
+  readonly meanNodes: string[] = [];
 
   private f32(v: number): string {
     return this.g.scalar(OnnxDataType.FLOAT, fround(v));
@@ -363,7 +366,11 @@ class Exporter {
     const w = this.g.init(`${name}.weight`, OnnxDataType.INT8, [...m.weight.shape], m.weight.data);
     const [ws, wz] = this.weightQParams(name, m.weight.scale, perChannel);
     const inputs = [x.name, this.f32(xq.scale), this.u8(xq.zeroPoint), w, ws, wz, this.f32(m.scale), this.u8(m.zeroPoint)];
-    if (m.bias) inputs.push(this.g.init(`${name}.bias`, OnnxDataType.INT32, [m.bias.length], this.int32Bias(m.bias, xq.scale, m.weight.scale, perChannel)));
+    if (m.bias) {
+      const b = this.g.init(`${name}.bias`, OnnxDataType.INT32, [m.bias.length], this.int32Bias(m.bias, xq.scale, m.weight.scale, perChannel));
+      this.floatBias.set(b, m.bias);
+      inputs.push(b);
+    }
     const y: Value = { name: this.g.node('QLinearConv', inputs, m.relu && m.zeroPoint !== 0 ? `${name}.conv` : name, this.convAttrs(m.geometry)), q: { scale: m.scale, zeroPoint: m.zeroPoint } };
     return m.relu ? this.qrelu(y, name) : y;
   }
@@ -374,6 +381,7 @@ class Exporter {
     const w = this.g.init(`${name}.weight`, OnnxDataType.INT8, [m.outFeatures, m.inFeatures], m.weight.data);
     const [ws, wz] = this.weightQParams(name, m.weight.scale, perChannel);
     const bias = m.bias ? this.g.init(`${name}.bias`, OnnxDataType.INT32, [m.outFeatures], this.int32Bias(m.bias, xq.scale, m.weight.scale, perChannel)) : '';
+    if (m.bias) this.floatBias.set(bias, m.bias);
     const inputs = [x.name, this.f32(xq.scale), this.u8(xq.zeroPoint), w, ws, wz, bias, this.f32(m.scale), this.u8(m.zeroPoint)];
     const y: Value = { name: this.g.node('QGemm', inputs, m.relu && m.zeroPoint !== 0 ? `${name}.gemm` : name, [attrInt('transB', 1), attrFloat('alpha', 1)], MS_DOMAIN), q: { scale: m.scale, zeroPoint: m.zeroPoint } };
     return m.relu ? this.qrelu(y, name) : y;
@@ -467,7 +475,9 @@ class Exporter {
     if (m instanceof MobileNetV2) {
       let y = call('quant', x);
       y = call('features', y);
-      y = this.flatten('mean.flatten', this.globalAvgPool('mean', y)); // x.mean([2, 3])
+      const pooled = this.globalAvgPool('mean', y);
+      this.meanNodes.push(pooled.name);
+      y = this.flatten('mean.flatten', pooled); // x.mean([2, 3])
       y = call('classifier', y);
       return call('dequant', y);
     }
@@ -534,7 +544,8 @@ export function exportOnnx(model: Module, architecture: ArchitectureSpec | Archi
   const g = new GraphBuilder();
   g.reserve('input');
   g.reserve('logits');
-  const out = new Exporter(g, int8).module(model, '', { name: 'input' });
+  const exporter = new Exporter(g, int8);
+  const out = exporter.module(model, '', { name: 'input' });
   if (out.q) throw new Error('ONNX export: the model output is quantized (no DeQuantize at the end)');
   // Rename the last node's output to 'logits'.
   const last = g.nodes[g.nodes.length - 1];
@@ -559,6 +570,13 @@ export function exportOnnx(model: Module, architecture: ArchitectureSpec | Archi
     metadata_props: [
       { key: 'ptq_node.architecture', value: JSON.stringify(fullSpec) },
       { key: 'ptq_node.dtype', value: int8 ? 'int8' : 'float32' },
+      // What ONNX cannot express, for an exact re-import by ptq-node (importOnnx): PyTorch's float
+      // biases (ONNX has int32 ones) and which pools are x.mean([2, 3]). Other tools ignore it.
+      ...(int8 ? [{ key: 'ptq_node.int8', value: JSON.stringify({
+        semantics: 'pytorch',
+        float_bias: Object.fromEntries([...exporter.floatBias].map(([k, v]) => [k, Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')])),
+        mean_nodes: exporter.meanNodes,
+      }) }] : []),
     ],
   });
 }

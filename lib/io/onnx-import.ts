@@ -25,6 +25,11 @@ export interface OnnxImportOptions {
    * quantized as a clamp of the conv's output to q(6).
    */
   relu6?: 'relu' | 'clamp';
+  /**
+   * Int8 models: 'auto' (default) imports models exported by ptq-node with PyTorch semantics
+   * (byte-identical to the original), others with ONNX semantics ('onnx'); see onnx-import-int8.ts.
+   */
+  semantics?: 'auto' | 'onnx' | 'pytorch';
 }
 
 /** The float ops importOnnx understands (default domain). */
@@ -492,7 +497,7 @@ export function buildFloatGraph(ctx: OnnxContext, options: OnnxImportOptions = {
 }
 
 /** Symmetric [padH, padW] from pads / auto_pad, or an error naming the attribute. */
-function convPadding(ctx: OnnxContext, n: OnnxNodeProto, k: [number, number], stride: [number, number], dilation: [number, number], size?: [number, number]): [number, number] {
+export function convPadding(ctx: OnnxContext, n: OnnxNodeProto, k: [number, number], stride: [number, number], dilation: [number, number], size?: [number, number]): [number, number] {
   const auto = ctx.str(n, 'auto_pad', 'NOTSET');
   if (auto === 'VALID') return [0, 0];
   if (auto === 'SAME_UPPER' || auto === 'SAME_LOWER') {
@@ -532,7 +537,7 @@ export function importOnnx(file: string | Uint8Array | OnnxModelProto, options: 
   if (isInt8Onnx(model)) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { importInt8Onnx } = require('./onnx-import-int8') as typeof import('./onnx-import-int8');
-    return importInt8Onnx(ctx);
+    return importInt8Onnx(ctx, { semantics: options.semantics });
   }
   const { spec, weights } = buildFloatGraph(ctx, options);
   const m = new GraphModule(spec);

@@ -64,10 +64,25 @@ export abstract class QuantizedModule extends Module {
 /** nnq.Quantize: float -> quint8 with fixed qparams (what QuantStub becomes). */
 export class Quantize extends QuantizedModule {
   backendName?: 'native' | 'reference';
+  /**
+   * ONNX QuantizeLinear semantics: saturate(rne(x / scale) + zero_point), a true division (PyTorch
+   * multiplies by 1/scale, which can differ by one step). Runs in TS: not compiled into native plans.
+   */
+  onnxDivide = false;
   forward(input: unknown): QTensor {
     if (!(input instanceof Tensor)) throw new TypeError('Quantize expects a float Tensor');
     const x = input.shape.length === 4 ? input.toChannelsLast() : input.contiguous();
     const y = new Uint8Array(x.numel);
+    if (this.onnxDivide) {
+      const s = Math.fround(this.scale), z = this.zeroPoint, d = x.data;
+      for (let i = 0; i < d.length; i++) {
+        // ORT clamps the quotient to [-z, 255 - z] before rounding: same result for finite values.
+        const v = Math.fround(d[i] / s);
+        const q = v > 512 ? 255 : v < -512 ? 0 : roundHalfEven(v) + z;
+        y[i] = q < 0 ? 0 : q > 255 ? 255 : q;
+      }
+      return new QTensor(y, x.shape, this.scale, this.zeroPoint, x.memoryFormat);
+    }
     backendOf(this).quantize(x.data, y, this.scale, this.zeroPoint);
     return new QTensor(y, x.shape, this.scale, this.zeroPoint, x.memoryFormat);
   }
@@ -114,6 +129,8 @@ export class QuantizedConv2d extends QuantizedModule {
     super(scale, zeroPoint);
   }
   backendName?: 'native' | 'reference';
+  /** ONNX's int32 bias (an imported QLinearConv), used instead of `bias`; see QGemmSpec.onnxBias. */
+  onnxBias?: Int32Array;
   private packed = new PackCache<PackedQConv2d>();
 
   /** The quantized upper clamp: 255, or zero_point + rne(clampMax * (1/scale)) for a fused ReLU6. */
@@ -126,7 +143,8 @@ export class QuantizedConv2d extends QuantizedModule {
   /** Packs the weights for a backend and input qparams (once; again only if they change). */
   pack(backend: Backend, inputScale: number, inputZeroPoint: number): PackedQConv2d {
     return this.packed.get(backend, inputScale, inputZeroPoint, () => backend.packQConv2d({
-      geometry: this.geometry, weight: this.weight.data, weightScale: this.weight.scale, bias: this.bias,
+      geometry: this.geometry, weight: this.weight.data, weightScale: this.weight.scale, bias: this.onnxBias ? null : this.bias,
+      ...(this.onnxBias ? { onnxBias: this.onnxBias } : {}),
       inputScale, inputZeroPoint, outputScale: this.scale, outputZeroPoint: this.zeroPoint,
       outMin: this.relu ? this.zeroPoint : 0, outMax: this.outMax(),
     }));
@@ -175,12 +193,15 @@ export class QuantizedLinear extends QuantizedModule {
     super(scale, zeroPoint);
   }
   backendName?: 'native' | 'reference';
+  /** ONNX's int32 bias (an imported QGemm / QLinearMatMul), used instead of `bias`. */
+  onnxBias?: Int32Array;
   private packed = new PackCache<PackedQGemm>();
 
   /** Packs the weights for a backend and input qparams (once; again only if they change). */
   pack(backend: Backend, inputScale: number, inputZeroPoint: number): PackedQGemm {
     return this.packed.get(backend, inputScale, inputZeroPoint, () => backend.packQGemm({
-      k: this.inFeatures, n: this.outFeatures, weight: this.weight.data, weightScale: this.weight.scale, bias: this.bias,
+      k: this.inFeatures, n: this.outFeatures, weight: this.weight.data, weightScale: this.weight.scale, bias: this.onnxBias ? null : this.bias,
+      ...(this.onnxBias ? { onnxBias: this.onnxBias } : {}),
       inputScale, inputZeroPoint, outputScale: this.scale, outputZeroPoint: this.zeroPoint,
       outMin: this.relu ? this.zeroPoint : 0, outMax: 255,
     }));

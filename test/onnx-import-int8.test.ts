@@ -1,0 +1,113 @@
+// Int8 ONNX import (lib/io/onnx-import-int8.ts). Our own QOperator export re-imports with PyTorch
+// semantics (float biases from the export's metadata): int8 outputs byte-identical to the original
+// converted model, through the module forward and the native plan. The same graphs imported with
+// ONNX semantics (metadata ignored: int32 bias, QuantizeLinear's division, MLAS QLinearAdd and
+// QLinearGlobalAveragePool) give ONNX Runtime's outputs byte for byte. A hand-written QDQ graph
+// imports to the same model as its QOperator form.
+import * as fs from 'fs';
+import * as path from 'path';
+import { decodeOnnxModel, encodeOnnxModel, exportOnnx } from '../lib/io/onnx-export';
+import { importOnnx, OnnxImportError } from '../lib/io/onnx-import';
+import { ArchitectureSpec, createModel, FusableModel } from '../lib/models';
+import { Module } from '../lib/nn/module';
+import { QTensor } from '../lib/qtensor';
+import { convert } from '../lib/quantization/convert';
+import { prepare } from '../lib/quantization/quantize';
+import { Tensor } from '../lib/tensor';
+import { qconfigByName } from '../lib/workflow';
+import { compileModel } from '../lib/inference';
+import { rows, smallInput, smallModel } from './helpers/fixtures';
+import { detStateDict } from './helpers/det-weights';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+
+function bytes(a: ArrayBufferView): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+async function runOrt(model: Uint8Array, x: Tensor, level: 'all' | 'disabled'): Promise<Float32Array> {
+  const session = await ort.InferenceSession.create(Buffer.from(model), {
+    executionProviders: ['cpu'], graphOptimizationLevel: level, intraOpNumThreads: 1, interOpNumThreads: 1,
+  });
+  try {
+    const c = x.contiguous();
+    const out = await session.run({ input: new ort.Tensor('float32', c.data, [...c.shape]) });
+    return out.logits.data as Float32Array;
+  } finally {
+    await session.release();
+  }
+}
+
+function int8Logits(q: Module, x: Tensor): QTensor {
+  let logits: QTensor | undefined;
+  const remove = q.getSubmodule('dequant').registerForwardHook((_m, inputs) => {
+    logits = inputs[0] as QTensor;
+  });
+  try {
+    q.call(x);
+  } finally {
+    remove();
+  }
+  return logits!;
+}
+
+function quantize(m: FusableModel, qconfig: string, calib: Tensor[]): Module {
+  m.fuseModel();
+  m.qconfig = qconfigByName(qconfig);
+  prepare(m, true);
+  for (const b of calib) m.call(b);
+  return convert(m, true);
+}
+
+/** ptq-node's export without its 'ptq_node.int8' metadata: what any other tool would write. */
+function foreign(onnx: Uint8Array): Uint8Array {
+  const m = decodeOnnxModel(onnx);
+  m.metadata_props = (m.metadata_props ?? []).filter((p) => p.key !== 'ptq_node.int8');
+  return encodeOnnxModel(m);
+}
+
+const x = smallInput();
+const cases: Array<[string, () => { q: Module; spec: ArchitectureSpec; x: Tensor }]> = [
+  ['small MobileNetV2, fbgemm (per-channel, histogram)', () => ({ q: quantize(smallModel(), 'fbgemm', [rows(x, 0, 4), rows(x, 4, 4)]), spec: { arch: 'mobilenet_v2', numClasses: 10, widthMult: 0.5, invertedResidualSetting: [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 2, 2]] }, x })],
+  ['small MobileNetV2, default (per-tensor)', () => ({ q: quantize(smallModel(), 'default', [rows(x, 0, 4), rows(x, 4, 4)]), spec: { arch: 'mobilenet_v2', numClasses: 10, widthMult: 0.5, invertedResidualSetting: [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 2, 2]] }, x })],
+  ['ResNet-18 at 32x32, fbgemm', () => {
+    const m = createModel({ arch: 'resnet18', numClasses: 10 });
+    m.loadStateDict(detStateDict([...m.stateDict()].map(([k, t]) => [k, t.shape])));
+    m.eval();
+    const xr = new Tensor(x.data.slice(0, 4 * 3 * 28 * 28).subarray(0, 4 * 3 * 28 * 28), [4, 3, 28, 28]);
+    return { q: quantize(m, 'fbgemm', [xr]), spec: { arch: 'resnet18', numClasses: 10 }, x: xr };
+  }],
+];
+
+describe.each(cases)('%s', (_name, make) => {
+  let q: Module, onnx: Uint8Array, input: Tensor;
+  beforeAll(() => {
+    const c = make();
+    q = c.q;
+    input = c.x;
+    onnx = exportOnnx(q, c.spec);
+  });
+
+  test('our export -> import: int8 outputs byte-identical to the original (module forward and native plan)', () => {
+    const imported = importOnnx(onnx);
+    const a = int8Logits(imported, input), b = int8Logits(q, input);
+    expect([a.scale, a.zeroPoint]).toEqual([b.scale, b.zeroPoint]);
+    expect(bytes(a.data).equals(bytes(b.data))).toBe(true);
+    const plan = compileModel(imported, { inputShape: input.shape.slice(1) as number[], maxBatch: 8 });
+    const y = plan.runSync(input), z = (q.call(input) as Tensor).contiguous();
+    expect(bytes(y.data).equals(bytes(z.data))).toBe(true);
+  });
+
+  test('imported with ONNX semantics: ONNX Runtime\'s outputs byte for byte', async () => {
+    const f = foreign(onnx);
+    const imported = importOnnx(f);
+    const ours = (imported.call(input) as Tensor).contiguous().data;
+    for (const level of ['disabled', 'all'] as const) {
+      const theirs = await runOrt(f, input, level);
+      expect({ level, same: bytes(ours).equals(bytes(theirs)) }).toEqual({ level, same: true });
+    }
+    // PyTorch semantics need the float biases only our own export carries.
+    expect(() => importOnnx(f, { semantics: 'pytorch' })).toThrow(/PyTorch semantics need the float biases/);
+  });
+});
