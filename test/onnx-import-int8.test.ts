@@ -18,6 +18,7 @@ import { qconfigByName } from '../lib/workflow';
 import { compileModel } from '../lib/inference';
 import { rows, smallInput, smallModel } from './helpers/fixtures';
 import { detStateDict } from './helpers/det-weights';
+import { toQdq } from './helpers/qdq';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
@@ -80,6 +81,11 @@ const cases: Array<[string, () => { q: Module; spec: ArchitectureSpec; x: Tensor
   }],
 ];
 
+const measured: string[] = [];
+afterAll(() => {
+  if (process.env.PTQ_TEST_REPORT) console.log(measured.join('\n'));
+});
+
 describe.each(cases)('%s', (_name, make) => {
   let q: Module, onnx: Uint8Array, input: Tensor;
   beforeAll(() => {
@@ -107,7 +113,48 @@ describe.each(cases)('%s', (_name, make) => {
       const theirs = await runOrt(f, input, level);
       expect({ level, same: bytes(ours).equals(bytes(theirs)) }).toEqual({ level, same: true });
     }
+    measured.push(`${_name}: ONNX-semantics import == ORT (disabled, all)`);
     // PyTorch semantics need the float biases only our own export carries.
     expect(() => importOnnx(f, { semantics: 'pytorch' })).toThrow(/PyTorch semantics need the float biases/);
+  });
+
+  test('QDQ form (DequantizeLinear / float op / QuantizeLinear) imports to the QOperator model', async () => {
+    const f = foreign(onnx);
+    const qdq = toQdq(f);
+    expect(decodeOnnxModel(qdq).graph.node.some((n) => n.op_type === 'QLinearConv')).toBe(false);
+    const a = (importOnnx(qdq).call(input) as Tensor).contiguous().data;
+    const b = (importOnnx(f).call(input) as Tensor).contiguous().data;
+    expect(bytes(a).equals(bytes(b))).toBe(true);
+    // ORT fuses the QDQ groups into its QLinear kernels at level 'all'.
+    const theirs = await runOrt(qdq, input, 'all');
+    let differ = 0;
+    for (let i = 0; i < a.length; i++) if (a[i] !== theirs[i]) differ++;
+    measured.push(`${_name}: QDQ import vs ORT 'all': ${differ}/${a.length} logits differ`);
+    expect(differ).toBe(0);
+  });
+
+  test('u8 weights with a zero point (128) give the same outputs as the s8 form, and ORT\'s', async () => {
+    const m = decodeOnnxModel(foreign(onnx));
+    const inits = new Map(m.graph.initializer.map((t) => [t.name, t]));
+    let converted = 0;
+    for (const n of m.graph.node) {
+      if (n.op_type !== 'QLinearConv') continue;
+      const w = inits.get(n.input[3])!, z = inits.get(n.input[5])!;
+      const src = new Int8Array(Uint8Array.from(w.raw_data).buffer);
+      w.data_type = 2;
+      w.raw_data = Uint8Array.from(src, (v) => v + 128);
+      const zn = `${n.input[5]}__u8_${converted}`;
+      const count = z.dims.length ? Number(z.dims[0]) : 1;
+      m.graph.initializer.push({ name: zn, dims: z.dims.map(Number), data_type: 2, raw_data: new Uint8Array(count).fill(128) });
+      n.input[5] = zn;
+      converted++;
+    }
+    expect(converted).toBeGreaterThan(5);
+    const u8 = encodeOnnxModel(m);
+    const a = (importOnnx(u8).call(input) as Tensor).contiguous().data;
+    const b = (importOnnx(foreign(onnx)).call(input) as Tensor).contiguous().data;
+    expect(bytes(a).equals(bytes(b))).toBe(true);
+    const theirs = await runOrt(u8, input, 'all');
+    expect(bytes(a).equals(bytes(theirs))).toBe(true);
   });
 });

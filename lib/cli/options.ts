@@ -3,9 +3,10 @@ import { setFloatKernels } from '../kernels/float-select';
 import { referenceFloatKernels } from '../kernels/reference/float';
 import { setDefaultBackend } from '../kernels/default';
 import type { Classifier } from '../evaluate';
-import { compileModel } from '../inference';
+import { compileModel, planCompatible } from '../inference';
 import { Module } from '../nn/module';
 import { Quantize } from '../nn/quantized';
+
 import { Tensor } from '../tensor';
 import { Command } from 'commander';
 import { FASHION_MNIST_PREPROCESS, GreyPreprocess } from '../data/datasets';
@@ -30,7 +31,7 @@ export function selectBackend(name: string): void {
  */
 export function runnerFor(model: Module, sampleShape: number[], backend: string, batchSize: number): Classifier {
   const quantized = [...model.modules()].some((m) => m instanceof Quantize);
-  if (backend !== 'native' || !quantized) return model;
+  if (backend !== 'native' || !quantized || !planCompatible(model)) return model;
   const compiled = compileModel(model, { inputShape: sampleShape, maxBatch: batchSize });
   return { call: (x: unknown) => compiled.runSync(x as Tensor) };
 }

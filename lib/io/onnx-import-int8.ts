@@ -385,6 +385,7 @@ function rewriteQdq(ctx: OnnxContext, nodes: OnnxNodeProto[]): OnnxNodeProto[] {
   if (!isQdq) return nodes;
   const removed = new Set<OnnxNodeProto>();
   const replaced = new Map<OnnxNodeProto, OnnxNodeProto>();
+  const actDqs = new Set<OnnxNodeProto>();
   /** DequantizeLinear of an activation: [x, scale, zp]. */
   const dqAct = (v: string): OnnxNodeProto | undefined => {
     const p = producer.get(v);
@@ -458,8 +459,10 @@ function rewriteQdq(ctx: OnnxContext, nodes: OnnxNodeProto[]): OnnxNodeProto[] {
       replaced.set(n, rewritten);
       removed.add(q);
     }
-    for (const d of dqs) if ((consumers.get(d!.output[0]) ?? []).length === 1) removed.add(d!);
+    for (const d of dqs) actDqs.add(d!);
   }
+  // An activation DequantizeLinear goes when every consumer was rewritten (a residual's is shared).
+  for (const d of actDqs) if ((consumers.get(d.output[0]) ?? []).every((c) => replaced.has(c))) removed.add(d);
   const out: OnnxNodeProto[] = [];
   for (const n of nodes) {
     if (removed.has(n)) continue;
