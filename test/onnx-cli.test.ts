@@ -5,7 +5,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { openDataset } from '../lib/data/datasets';
-import { encodeOnnxModel } from '../lib/io/onnx-export';
+import { encodeOnnxModel, exportOnnx } from '../lib/io/onnx-export';
+import { smallModel } from './helpers/fixtures';
 import { importOnnx } from '../lib/io/onnx-import';
 import { loadQuantizedModel } from '../lib/io/model-file';
 import { Tensor } from '../lib/tensor';
@@ -77,4 +78,21 @@ test('an unsupported op: exit code 1, one line naming node, op type and what is 
   expect(r.stderr).toMatch(/^ptq: .*unsupported\.onnx: node '\/Sigmoid' \(Sigmoid\): op type 'Sigmoid' is not supported; ptq-node imports Conv, BatchNormalization/);
   expect(r.stderr).not.toMatch(/\n\s+at /);
   expect(fs.existsSync(path.join(dir, 'x.safetensors'))).toBe(false);
+});
+
+test('ptq eval --onnx on an int8 ONNX model (our export: PyTorch semantics, native plan) gives the original model\'s logits', () => {
+  const ds = openDataset(`fashion-mnist:${data}`, 'train');
+  const q = quantizeModel(smallModel(), { qconfig: qconfigByName('fbgemm'), calibration: ds, calibBatches: 1, batchSize: 8 });
+  const file = path.join(dir, 'int8.onnx');
+  fs.writeFileSync(file, exportOnnx(q, { arch: 'mobilenet_v2', numClasses: 10, widthMult: 0.5, invertedResidualSetting: [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 2, 2]] }));
+  const logits = path.join(dir, 'int8-logits.bin');
+  const e = ptq(['eval', '--onnx', file, '--dataset', `fashion-mnist:${data}`, '--limit', '12', '--save-logits', logits, '--json']);
+  expect(e.stderr).toBe('');
+  expect(e.status).toBe(0);
+  const test = openDataset(`fashion-mnist:${data}`, 'test').batch(0, 12);
+  const ours = (q.call(test.images) as Tensor).contiguous().data;
+  expect(fs.readFileSync(logits).equals(Buffer.from(ours.buffer, ours.byteOffset, ours.byteLength))).toBe(true);
+  const again = ptq(['quantize', '--onnx', file, '--dataset', `fashion-mnist:${data}`, '--out', path.join(dir, 'y.safetensors')]);
+  expect(again.status).toBe(1);
+  expect(again.stderr).toContain('is already an int8 model');
 });

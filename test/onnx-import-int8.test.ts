@@ -10,12 +10,14 @@ import { decodeOnnxModel, encodeOnnxModel, exportOnnx } from '../lib/io/onnx-exp
 import { importOnnx, OnnxImportError } from '../lib/io/onnx-import';
 import { ArchitectureSpec, createModel, FusableModel } from '../lib/models';
 import { Module } from '../lib/nn/module';
+import { QuantizedConv2d, Quantize } from '../lib/nn/quantized';
 import { QTensor } from '../lib/qtensor';
 import { convert } from '../lib/quantization/convert';
 import { prepare } from '../lib/quantization/quantize';
 import { Tensor } from '../lib/tensor';
 import { qconfigByName } from '../lib/workflow';
 import { compileModel } from '../lib/inference';
+import { encodeQuantizedModel, loadQuantizedModel } from '../lib/io/model-file';
 import { rows, smallInput, smallModel } from './helpers/fixtures';
 import { detStateDict } from './helpers/det-weights';
 import { toQdq } from './helpers/qdq';
@@ -156,5 +158,31 @@ describe.each(cases)('%s', (_name, make) => {
     expect(bytes(a).equals(bytes(b))).toBe(true);
     const theirs = await runOrt(u8, input, 'all');
     expect(bytes(a).equals(bytes(theirs))).toBe(true);
+  });
+
+  test('an imported int8 model saves to a model file and reloads with the same outputs (both semantics)', () => {
+    for (const bytesIn of [onnx, foreign(onnx)]) {
+      const imported = importOnnx(bytesIn);
+      const file = encodeQuantizedModel(imported, { architecture: { arch: 'graph' }, qconfig: 'imported' });
+      const { model } = loadQuantizedModel(file);
+      const a = (model.call(input) as Tensor).contiguous().data, b = (imported.call(input) as Tensor).contiguous().data;
+      expect(bytes(a).equals(bytes(b))).toBe(true);
+      const types = (m: Module) => [...m.modules()].map((x) => `${x.typeName()}${(x as Quantize).onnxDivide ? '/divide' : ''}${(x as QuantizedConv2d).onnxBias ? '/int32bias' : ''}`);
+      expect(types(model)).toEqual(types(imported));
+    }
+  });
+
+  test('int8 errors: an unsupported op names node and op type; requantization mismatches are named', () => {
+    const m = decodeOnnxModel(foreign(onnx));
+    const conv = m.graph.node.find((n) => n.op_type === 'QLinearConv' && n.name !== m.graph.node[1].name)!;
+    conv.op_type = 'QLinearConvTranspose';
+    expect(() => importOnnx(encodeOnnxModel(m))).toThrow(new RegExp(`node '${conv.name.replace(/\./g, '\\.')}' \\(QLinearConvTranspose\\): op type 'QLinearConvTranspose' is not supported in an int8 model`));
+    conv.op_type = 'QLinearConv';
+    const init = m.graph.initializer.find((t) => t.name === conv.input[1])!;
+    const other = { ...init, name: 'other_scale', raw_data: new Uint8Array(new Float32Array([0.5]).buffer) };
+    m.graph.initializer.push(other);
+    conv.input[1] = 'other_scale';
+    expect(() => importOnnx(encodeOnnxModel(m))).toThrow(OnnxImportError);
+    expect(() => importOnnx(encodeOnnxModel(m))).toThrow(/but the node says 0\.5/);
   });
 });

@@ -57,7 +57,7 @@ function evalModelFromArgs(file: string | undefined, a: { arch?: string; numClas
 /** Registers `ptq eval` on the program. */
 export function registerEval(p: Command): void {
   const c = p.command('eval [model]')
-    .description('top-1/top-5 accuracy of a quantized model file (or of a float model: --onnx FILE, or --arch/--weights)')
+    .description('top-1/top-5 accuracy of a quantized model file, of an ONNX model (--onnx FILE, float or int8), or of a float zoo model (--arch/--weights)')
     .requiredOption('--dataset <spec>', "evaluation data, e.g. 'fashion-mnist:DIR'")
     .option('--split <name>', 'train or test', 'test')
     .option('--limit <n>', 'evaluate the first n images only')
@@ -66,7 +66,7 @@ export function registerEval(p: Command): void {
     .option('--arch <name>', `float model architecture (${ARCHITECTURES.join(', ')})`)
     .option('--num-classes <n>', 'number of classes of the float model', '1000')
     .option('--weights <file>', 'float weights (.pth or .safetensors)')
-    .option('--onnx <file>', 'a float ONNX model (evaluated in float)')
+    .option('--onnx <file>', 'an ONNX model: float (evaluated in float), or int8 (QOperator or QDQ, run on our int8 kernels)')
     .option('--relu6 <mode>', "ONNX ReLU6: 'clamp' (keep) or 'relu' (replace by ReLU)", 'clamp')
     .option('--backend <name>', 'kernels: native or reference', 'native')
     .option('--json', 'print {"top1","top5","count"} as JSON');

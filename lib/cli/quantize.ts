@@ -7,6 +7,7 @@ import { importOnnx } from '../io/onnx-import';
 import { GraphArchitecture, saveQuantizedModel } from '../io/model-file';
 import { ARCHITECTURES, ArchitectureSpec, FusableModel } from '../models';
 import { GraphModule } from '../nn/graph';
+import { Quantize } from '../nn/quantized';
 import { packageVersion } from '../version';
 import { loadFloatModel, QCONFIG_NAMES, qconfigByName, quantizeModel } from '../workflow';
 import { addPreprocessOptions, positiveInt, PreprocessArgs, preprocessFromArgs, selectBackend } from './options';
@@ -33,6 +34,8 @@ function floatModelFromArgs(a: QuantizeArgs): { model: FusableModel; spec: Archi
     if (a.arch || a.weights) throw new Error('give either --onnx or --arch/--weights, not both');
     if (a.relu6 !== 'relu' && a.relu6 !== 'clamp') throw new Error(`--relu6 must be 'relu' or 'clamp', got '${a.relu6}'`);
     const model: GraphModule = importOnnx(a.onnx, { relu6: a.relu6 });
+    if ([...model.modules()].some((m) => m instanceof Quantize))
+      throw new Error(`${a.onnx} is already an int8 model; evaluate it with \`ptq eval --onnx ${a.onnx}\``);
     return { model, spec: { arch: 'graph', source: path.basename(a.onnx) }, preprocess: preprocessFromArgs(a, { inputShape: model.spec.inputShape }) };
   }
   if (!a.arch || !a.weights) throw new Error('give --arch and --weights (a zoo architecture), or --onnx FILE');

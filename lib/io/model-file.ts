@@ -4,6 +4,7 @@
 import { ArchitectureSpec, createModel } from '../models';
 import { Module } from '../nn/module';
 import { GRAPH_FORMAT, GraphModule, GraphSpec } from '../nn/graph';
+import { OnnxQGlobalAveragePool, OnnxQLinearAdd } from '../nn/onnx-quantized';
 import { DeQuantize, QFunctional, QuantizedConv2d, QuantizedDropout, QuantizedLinear, Quantize, QWeight } from '../nn/quantized';
 import type { Conv2dGeometry } from '../kernels/float';
 import { readSafetensors, encodeSafetensors, writeFileAtomic } from './safetensors';
@@ -26,6 +27,10 @@ export interface ModuleRecord {
   p?: number;
   /** Upper clamp of a fused ReLU6 conv (QuantizedConvReLU62d), in float. */
   clamp_max?: number;
+  /** Quantize with ONNX QuantizeLinear's division (imported int8 ONNX). */
+  onnx_divide?: boolean;
+  /** Conv / linear with ONNX's int32 bias (tensor `<name>.bias_int32`) instead of a float one. */
+  onnx_bias?: boolean;
 }
 
 /** The architecture of a model imported from ONNX: its graph is stored in the file (metadata 'graph'). */
@@ -50,7 +55,14 @@ function recordOf(name: string, m: Module, tensors: Map<string, RawTensor>): Mod
     tensors.set(`${name}.weight_scale`, { dtype: 'float32', shape: [w.scale.length], data: w.scale });
     tensors.set(`${name}.weight_zero_point`, { dtype: 'int32', shape: [w.zeroPoint.length], data: w.zeroPoint });
   };
-  if (m instanceof Quantize) return { name, type: 'Quantize', scale: m.scale, zero_point: m.zeroPoint };
+  if (m instanceof Quantize) return { name, type: 'Quantize', scale: m.scale, zero_point: m.zeroPoint, ...(m.onnxDivide ? { onnx_divide: true } : {}) };
+  if (m instanceof OnnxQLinearAdd) return { name, type: 'QLinearAdd', scale: m.scale, zero_point: m.zeroPoint };
+  if (m instanceof OnnxQGlobalAveragePool) return { name, type: 'QLinearGlobalAveragePool', scale: m.scale, zero_point: m.zeroPoint };
+  const putOnnxBias = (r: ModuleRecord, b?: Int32Array) => {
+    if (!b) return r;
+    tensors.set(`${name}.bias_int32`, { dtype: 'int32', shape: [b.length], data: b });
+    return { ...r, onnx_bias: true };
+  };
   if (m instanceof DeQuantize) return { name, type: 'DeQuantize' };
   if (m instanceof QFunctional) return { name, type: 'QFunctional', scale: m.scale, zero_point: m.zeroPoint };
   if (m instanceof QuantizedDropout) return { name, type: 'QuantizedDropout', p: m.p };
@@ -59,12 +71,12 @@ function recordOf(name: string, m: Module, tensors: Map<string, RawTensor>): Mod
     if (m.bias) tensors.set(`${name}.bias`, { dtype: 'float32', shape: [m.bias.length], data: m.bias });
     const r: ModuleRecord = { name, type: m.typeName(), scale: m.scale, zero_point: m.zeroPoint, geometry: m.geometry, qscheme: m.weight.qscheme, bias: !!m.bias };
     if (m.clampMax !== undefined) r.clamp_max = m.clampMax;
-    return r;
+    return putOnnxBias(r, m.onnxBias);
   }
   if (m instanceof QuantizedLinear) {
     putWeight(m.weight);
     if (m.bias) tensors.set(`${name}.bias`, { dtype: 'float32', shape: [m.bias.length], data: m.bias });
-    return { name, type: m.typeName(), scale: m.scale, zero_point: m.zeroPoint, in_features: m.inFeatures, out_features: m.outFeatures, qscheme: m.weight.qscheme, bias: !!m.bias };
+    return putOnnxBias({ name, type: m.typeName(), scale: m.scale, zero_point: m.zeroPoint, in_features: m.inFeatures, out_features: m.outFeatures, qscheme: m.weight.qscheme, bias: !!m.bias }, m.onnxBias);
   }
   return null;
 }
@@ -149,6 +161,12 @@ function weightOf(f: QuantizedModelFile, r: ModuleRecord, expectShape: number[],
   return { data: w.data as Int8Array, shape: w.shape, qscheme: perChannel ? 'per_channel_affine' : 'per_tensor_affine', scale: s, zeroPoint: z };
 }
 
+function onnxBiasOf(f: QuantizedModelFile, r: ModuleRecord, n: number, label?: string): Int32Array {
+  const t = tensorOf(f, `${r.name}.bias_int32`, 'int32', label);
+  if (t.data.length !== n) throw new FormatError(`${r.name}.bias_int32 has ${t.data.length} values, expected ${n}`, label);
+  return t.data as Int32Array;
+}
+
 function actQParams(r: ModuleRecord, label?: string): [number, number] {
   const s = r.scale, z = r.zero_point;
   if (typeof s !== 'number' || !(s > 0) || !Number.isFinite(s)) throw new FormatError(`${r.name}: bad scale ${String(s)}`, label);
@@ -177,7 +195,14 @@ export function loadQuantizedModel(file: string | Uint8Array): { model: Module; 
     }
     let q: Module;
     switch (r.type) {
-      case 'Quantize': q = new Quantize(...actQParams(r, label)); break;
+      case 'Quantize': {
+        const qm = new Quantize(...actQParams(r, label));
+        qm.onnxDivide = r.onnx_divide === true;
+        q = qm;
+        break;
+      }
+      case 'QLinearAdd': q = new OnnxQLinearAdd(...actQParams(r, label)); break;
+      case 'QLinearGlobalAveragePool': q = new OnnxQGlobalAveragePool(...actQParams(r, label)); break;
       case 'DeQuantize': q = new DeQuantize(); break;
       case 'QFunctional': q = new QFunctional(...actQParams(r, label)); break;
       case 'QuantizedDropout': q = new QuantizedDropout(r.p ?? 0.5); break;
@@ -190,7 +215,9 @@ export function loadQuantizedModel(file: string | Uint8Array): { model: Module; 
         const w = weightOf(f, r, [g.outChannels, g.inChannels / g.groups, g.kernelH, g.kernelW], label);
         const bias = r.bias ? (tensorOf(f, `${r.name}.bias`, 'float32', label).data as Float32Array) : null;
         if (r.type === 'QuantizedConvReLU62d' && !(typeof r.clamp_max === 'number' && r.clamp_max > 0)) throw new FormatError(`${r.name}: clamp_max missing`, label);
-        q = new QuantizedConv2d(g, w, bias, ...actQParams(r, label), r.type !== 'QuantizedConv2d', r.type === 'QuantizedConvReLU62d' ? r.clamp_max : undefined);
+        const qc = new QuantizedConv2d(g, w, bias, ...actQParams(r, label), r.type !== 'QuantizedConv2d', r.type === 'QuantizedConvReLU62d' ? r.clamp_max : undefined);
+        if (r.onnx_bias) qc.onnxBias = onnxBiasOf(f, r, g.outChannels, label);
+        q = qc;
         break;
       }
       case 'QuantizedLinear':
@@ -198,7 +225,9 @@ export function loadQuantizedModel(file: string | Uint8Array): { model: Module; 
         const inF = r.in_features!, outF = r.out_features!;
         const w = weightOf(f, r, [outF, inF], label);
         const bias = r.bias ? (tensorOf(f, `${r.name}.bias`, 'float32', label).data as Float32Array) : null;
-        q = new QuantizedLinear(inF, outF, w, bias, ...actQParams(r, label), r.type === 'QuantizedLinearReLU');
+        const ql = new QuantizedLinear(inF, outF, w, bias, ...actQParams(r, label), r.type === 'QuantizedLinearReLU');
+        if (r.onnx_bias) ql.onnxBias = onnxBiasOf(f, r, outF, label);
+        q = ql;
         break;
       }
       default:
