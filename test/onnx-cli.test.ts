@@ -75,7 +75,7 @@ test('an unsupported op: exit code 1, one line naming node, op type and what is 
   const r = ptq(['quantize', '--onnx', path.join(root, 'test', 'fixtures', 'onnx-import', 'unsupported.onnx'), '--dataset', `fashion-mnist:${data}`,
     '--out', path.join(dir, 'x.safetensors')]);
   expect(r.status).toBe(1);
-  expect(r.stderr).toMatch(/^ptq: .*unsupported\.onnx: node '\/Sigmoid' \(Sigmoid\): op type 'Sigmoid' is not supported; ptq-node imports Conv, BatchNormalization/);
+  expect(r.stderr).toMatch(/^ptq: .*unsupported\.onnx: node '\/Sigmoid' \(Sigmoid\): op type 'Sigmoid' cannot be quantized by ptq-node; import with fallback 'float' \(CLI: --fallback float\)/);
   expect(r.stderr).not.toMatch(/\n\s+at /);
   expect(fs.existsSync(path.join(dir, 'x.safetensors'))).toBe(false);
 });

@@ -19,7 +19,8 @@ import { Tensor } from '../lib/tensor';
 import { qconfigByName } from '../lib/workflow';
 import { compileModel } from '../lib/inference';
 import { detStateDict, refillOnnx } from './helpers/det-weights';
-import { encodeOnnxModel, OnnxModelProto } from '../lib/io/onnx-export';
+import { decodeOnnxModel, encodeOnnxModel, OnnxModelProto } from '../lib/io/onnx-export';
+import { encodeQuantizedModel, loadQuantizedModel } from '../lib/io/model-file';
 
 export const ONNX_DIR = path.join(__dirname, 'fixtures', 'onnx-import');
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -186,18 +187,23 @@ test('a BN-folded torch.onnx MobileNetV2 imports and quantizes; qparams close to
 
 describe('errors', () => {
   test('an unsupported op is a precise OnnxImportError naming node, op type and what is missing', () => {
+    const m = decodeOnnxModel(fs.readFileSync(path.join(ONNX_DIR, 'unsupported.onnx')));
+    m.graph.node.find((n) => n.op_type === 'Sigmoid')!.op_type = 'Erf';
     let err: unknown;
     try {
-      importOnnx(path.join(ONNX_DIR, 'unsupported.onnx'));
+      importOnnx(encodeOnnxModel(m), { fallback: 'float' });
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(OnnxImportError);
     const e = err as OnnxImportError;
-    expect(e.node).toBe('/Sigmoid');
-    expect(e.opType).toBe('Sigmoid');
-    expect(e.message).toContain("node '/Sigmoid' (Sigmoid): op type 'Sigmoid' is not supported");
-    expect(e.message).toContain('unsupported.onnx');
+    expect([e.node, e.opType]).toEqual(['/Sigmoid', 'Erf']);
+    expect(e.message).toMatch(/^node '\/Sigmoid' \(Erf\): op type 'Erf' is not supported; ptq-node imports Conv, BatchNormalization, .* \(and Sigmoid, Tanh, HardSigmoid, HardSwish, Softmax kept in float with fallback 'float'\)$/);
+  });
+
+  test('a float-only op without fallback names node, op type and the way out', () => {
+    expect(() => importOnnx(path.join(ONNX_DIR, 'unsupported.onnx'))).toThrow(
+      /unsupported\.onnx: node '\/Sigmoid' \(Sigmoid\): op type 'Sigmoid' cannot be quantized by ptq-node; import with fallback 'float'/);
   });
 
   test('an unsupported attribute names it', () => {
@@ -254,4 +260,50 @@ test('quantized ReLU6 clamp: the fused conv output never exceeds q(6)', () => {
   expect(Math.max(...y.data)).toBeLessThanOrEqual(conv.outMax());
   // Quantized Mul / Concat are not supported yet: a clear error, not a crash.
   expect(() => q.call(x)).toThrow(/quantized mul is not supported/);
+});
+
+describe("fallback 'float': unsupported parts stay in float between DeQuantize and Quantize", () => {
+  function quantizeGraph(file: string, x: Tensor): { f: Tensor; q: Module; g: GraphModule } {
+    const g = importOnnx(path.join(ONNX_DIR, file), { fallback: 'float' });
+    const f = g.call(x) as Tensor;
+    g.fuseModel();
+    g.qconfig = qconfigByName('fbgemm');
+    prepare(g, true);
+    g.call(x);
+    return { f, q: convert(g, true), g };
+  }
+  const close = (a: Tensor, b: Tensor, tol: number) => {
+    const d = a.contiguous().data, e = b.contiguous().data;
+    let worst = 0, amax = 0;
+    for (let i = 0; i < d.length; i++) {
+      worst = Math.max(worst, Math.abs(d[i] - e[i]));
+      amax = Math.max(amax, Math.abs(e[i]));
+    }
+    expect(worst).toBeLessThan(tol * amax);
+  };
+
+  test('Conv -> Sigmoid (float) -> ReduceMean: quantize, run, save and reload', () => {
+    const x = lcgInput([4, 3, 8, 8], 12);
+    const { f, q, g } = quantizeGraph('unsupported.onnx', x);
+    const sig = g.spec.nodes.find((n) => n.opType === 'Sigmoid')!;
+    expect(sig.float).toBe(true);
+    expect(q.getSubmodule(`${sig.name}_dequant0`).typeName()).toBe('DeQuantize');
+    expect(q.getSubmodule(`${sig.name}_quant`).typeName()).toBe('Quantize');
+    expect(q.getSubmodule(sig.name).typeName()).toBe('Sigmoid');
+    const y = q.call(x) as Tensor;
+    close(y, f, 0.05);
+    const { model } = loadQuantizedModel(encodeQuantizedModel(q, { architecture: { arch: 'graph' }, qconfig: 'fbgemm' }));
+    const z = (model.call(x) as Tensor).contiguous().data;
+    expect(bytes(z).equals(bytes(y.contiguous().data))).toBe(true);
+    expect(() => compileModel(q, { inputShape: [3, 8, 8] })).toThrow(/float parts of an imported graph/);
+  });
+
+  test('mixed net: Mul, Concat, AveragePool in float; convs, ReLU6 clamp, MatMul quantized', () => {
+    const e = expected.mixed;
+    const x = lcgInput([8, ...e.input.slice(1)], 13);
+    const { f, q, g } = quantizeGraph('mixed.onnx', x);
+    expect(g.spec.nodes.filter((n) => n.float).map((n) => n.op === 'module' ? n.module!.type : n.op)).toEqual(['mul', 'cat', 'AvgPool2d']);
+    expect([...q.modules()].filter((m) => m instanceof QuantizedConv2d).length).toBe(3);
+    close(q.call(x) as Tensor, f, 0.1);
+  });
 });

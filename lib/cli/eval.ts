@@ -7,7 +7,7 @@ import { loadQuantizedModel } from '../io/model-file';
 import { ARCHITECTURES, ArchitectureSpec } from '../models';
 import { Module } from '../nn/module';
 import { loadFloatModel } from '../workflow';
-import { addPreprocessOptions, positiveInt, PreprocessArgs, preprocessFromArgs, runnerFor, selectBackend } from './options';
+import { addPreprocessOptions, fallbackOf, positiveInt, PreprocessArgs, preprocessFromArgs, runnerFor, selectBackend } from './options';
 import { GreyPreprocess } from '../data/datasets';
 import { importOnnx } from '../io/onnx-import';
 import { GraphModule } from '../nn/graph';
@@ -16,6 +16,7 @@ import { progressBar } from './progress';
 interface EvalArgs extends PreprocessArgs {
   onnx?: string;
   relu6: string;
+  fallback: string;
   dataset: string;
   split: string;
   limit?: string;
@@ -34,12 +35,12 @@ export function modelFromArgs(file: string | undefined, a: { arch?: string; numC
 }
 
 /** The model to evaluate and the preprocessing its file recorded (or the ONNX input shape). */
-function evalModelFromArgs(file: string | undefined, a: { arch?: string; numClasses: string; weights?: string; onnx?: string; relu6: string }):
+function evalModelFromArgs(file: string | undefined, a: { arch?: string; numClasses: string; weights?: string; onnx?: string; relu6: string; fallback?: string }):
   { model: Module; stored?: GreyPreprocess; inputShape?: (number | null)[] } {
   if (a.onnx) {
     if (file || a.arch || a.weights) throw new Error('give one of: a quantized model file, --onnx FILE, or --arch/--weights');
     if (a.relu6 !== 'relu' && a.relu6 !== 'clamp') throw new Error(`--relu6 must be 'relu' or 'clamp', got '${a.relu6}'`);
-    const model: GraphModule = importOnnx(a.onnx, { relu6: a.relu6 });
+    const model: GraphModule = importOnnx(a.onnx, { relu6: a.relu6, fallback: fallbackOf(a.fallback) });
     return { model, inputShape: model.spec.inputShape };
   }
   if (file) {
@@ -67,6 +68,7 @@ export function registerEval(p: Command): void {
     .option('--num-classes <n>', 'number of classes of the float model', '1000')
     .option('--weights <file>', 'float weights (.pth or .safetensors)')
     .option('--onnx <file>', 'an ONNX model: float (evaluated in float), or int8 (QOperator or QDQ, run on our int8 kernels)')
+    .option('--fallback <mode>', "ONNX ops ptq-node cannot quantize: 'error', or 'float' to keep them in float between DeQuantize and Quantize", 'error')
     .option('--relu6 <mode>', "ONNX ReLU6: 'clamp' (keep) or 'relu' (replace by ReLU)", 'clamp')
     .option('--backend <name>', 'kernels: native or reference', 'native')
     .option('--json', 'print {"top1","top5","count"} as JSON');

@@ -81,3 +81,10 @@ export function addPreprocessOptions(c: Command): Command {
     .option('--std <list>', 'normalization std, one value or one per channel (default 0.353)')
     .option('--channels <n>', 'channels the grey images are replicated to (default 3, or the ONNX input channels)');
 }
+
+/** Parses --fallback. */
+export function fallbackOf(v: string | undefined): 'error' | 'float' {
+  if (v === undefined || v === 'error') return 'error';
+  if (v === 'float') return 'float';
+  throw new Error(`--fallback must be 'error' or 'float', got '${v}'`);
+}

@@ -10,13 +10,14 @@ import { GraphModule } from '../nn/graph';
 import { Quantize } from '../nn/quantized';
 import { packageVersion } from '../version';
 import { loadFloatModel, QCONFIG_NAMES, qconfigByName, quantizeModel } from '../workflow';
-import { addPreprocessOptions, positiveInt, PreprocessArgs, preprocessFromArgs, selectBackend } from './options';
+import { addPreprocessOptions, fallbackOf, positiveInt, PreprocessArgs, preprocessFromArgs, selectBackend } from './options';
 import { progressBar } from './progress';
 
 interface QuantizeArgs extends PreprocessArgs {
   arch?: string;
   onnx?: string;
   relu6: string;
+  fallback: string;
   numClasses: string;
   weights?: string;
   dataset: string;
@@ -33,7 +34,7 @@ function floatModelFromArgs(a: QuantizeArgs): { model: FusableModel; spec: Archi
   if (a.onnx) {
     if (a.arch || a.weights) throw new Error('give either --onnx or --arch/--weights, not both');
     if (a.relu6 !== 'relu' && a.relu6 !== 'clamp') throw new Error(`--relu6 must be 'relu' or 'clamp', got '${a.relu6}'`);
-    const model: GraphModule = importOnnx(a.onnx, { relu6: a.relu6 });
+    const model: GraphModule = importOnnx(a.onnx, { relu6: a.relu6, fallback: fallbackOf(a.fallback) });
     if ([...model.modules()].some((m) => m instanceof Quantize))
       throw new Error(`${a.onnx} is already an int8 model; evaluate it with \`ptq eval --onnx ${a.onnx}\``);
     return { model, spec: { arch: 'graph', source: path.basename(a.onnx) }, preprocess: preprocessFromArgs(a, { inputShape: model.spec.inputShape }) };
@@ -51,6 +52,7 @@ export function registerQuantize(p: Command): void {
     .description('calibrate a float model (zoo architecture + weights, or an ONNX file) on training images and write the converted int8 model (.safetensors)')
     .option('--arch <name>', `architecture (${ARCHITECTURES.join(', ')}); or --onnx`)
     .option('--onnx <file>', 'a float ONNX model (opsets 11-17) instead of --arch/--weights')
+    .option('--fallback <mode>', "ONNX ops ptq-node cannot quantize: 'error', or 'float' to keep them in float between DeQuantize and Quantize", 'error')
     .option('--relu6 <mode>', "ONNX ReLU6 (Clip 0..6): 'clamp' keeps it (quantized as a clamp), 'relu' replaces it by ReLU as the PyTorch tutorial does", 'clamp')
     .option('--num-classes <n>', 'number of classes', '1000')
     .option('--weights <file>', 'float weights: PyTorch .pth state_dict or .safetensors (with --arch)')

@@ -30,7 +30,17 @@ export interface OnnxImportOptions {
    * (byte-identical to the original), others with ONNX semantics ('onnx'); see onnx-import-int8.ts.
    */
   semantics?: 'auto' | 'onnx' | 'pytorch';
+  /**
+   * Ops ptq-node cannot quantize: 'error' (default) refuses float-only ops at import (and quantized
+   * Mul / Concat / AveragePool fail when run); 'float' keeps them in float in the quantized model,
+   * between DeQuantize and Quantize (Mul, Concat, AveragePool, ReLU6 / BatchNormalization not fused
+   * into a conv, and the float-only Sigmoid, Tanh, HardSigmoid, HardSwish, Softmax).
+   */
+  fallback?: 'error' | 'float';
 }
+
+/** Float-only ONNX ops importOnnx keeps in float with fallback 'float'. */
+export const FLOAT_ONLY_OPS = ['Sigmoid', 'Tanh', 'HardSigmoid', 'HardSwish', 'Softmax'] as const;
 
 /** The float ops importOnnx understands (default domain). */
 export const SUPPORTED_FLOAT_OPS = [
@@ -203,6 +213,8 @@ const pairOf = (v: number[] | undefined, dflt: number): [number, number] => (v &
 /** Builds the graph description and weights of a float ONNX model. */
 export function buildFloatGraph(ctx: OnnxContext, options: OnnxImportOptions = {}): ImportedGraph {
   const relu6 = options.relu6 ?? 'clamp';
+  const fallback = options.fallback ?? 'error';
+  if (fallback !== 'error' && fallback !== 'float') throw new RangeError(`fallback must be 'error' or 'float', got '${String(fallback)}'`);
   if (relu6 !== 'relu' && relu6 !== 'clamp') throw new RangeError(`relu6 must be 'relu' or 'clamp', got '${String(relu6)}'`);
   const g = ctx.model.graph;
   const file = ctx.file;
@@ -486,14 +498,57 @@ export function buildFloatGraph(ctx: OnnxContext, options: OnnxImportOptions = {
         emit(n, { name: slot, op: 'module', inputs: [x], module: { type: 'Linear', inFeatures: inF, outFeatures: outF, bias: !!bias } }, output);
         return;
       }
+      case 'Sigmoid':
+      case 'Tanh':
+      case 'HardSigmoid':
+      case 'HardSwish':
+      case 'Softmax': {
+        if (fallback !== 'float')
+          throw ctx.error(n, `op type '${op}' cannot be quantized by ptq-node; import with fallback 'float' (CLI: --fallback float) to keep it in float between DeQuantize and Quantize`);
+        ctx.onlyAttrs(n, op === 'HardSigmoid' ? ['alpha', 'beta'] : op === 'Softmax' ? ['axis'] : []);
+        const x = useInput(n, 0);
+        const kind = op.toLowerCase() as 'sigmoid';
+        const desc: ModuleDesc = { type: 'Activation', kind };
+        if (op === 'HardSigmoid') Object.assign(desc, { alpha: Math.fround(ctx.float(n, 'alpha', 0.2)), beta: Math.fround(ctx.float(n, 'beta', 0.5)) });
+        if (op === 'Softmax') Object.assign(desc, { axis: ctx.int(n, 'axis', ctx.opset >= 13 ? -1 : 1) });
+        emit(n, { name: name(n, index), op: 'module', inputs: [x], module: desc, float: true });
+        copyHW(n, x);
+        return;
+      }
       default:
         if (INT8_OPS.has(op)) throw ctx.error(n, 'an int8 op in a float model import; use importOnnx, which detects int8 models');
-        throw ctx.error(n, `op type '${op}' is not supported; ptq-node imports ${SUPPORTED_FLOAT_OPS.join(', ')}`);
+        throw ctx.error(n, `op type '${op}' is not supported; ptq-node imports ${SUPPORTED_FLOAT_OPS.join(', ')}` +
+          ` (and ${FLOAT_ONLY_OPS.join(', ')} kept in float with fallback 'float')`);
     }
   });
   const output = resolve(graphOutput);
   if (!available.has(output)) throw new OnnxImportError(`the graph output '${graphOutput}' is not computed by any supported node`, file);
+  if (fallback === 'float') markFloat(nodes, output);
   return { spec: { format: GRAPH_FORMAT, input: input.name, output, inputShape, nodes }, weights };
+}
+
+/**
+ * Fallback 'float': the nodes ptq-node cannot quantize run in float. Mul, Concat, AveragePool, and
+ * ReLU6 / BatchNormalization that fuseModel will not fold into a conv (the same single-consumer rule).
+ */
+function markFloat(nodes: GraphNodeSpec[], output: string): void {
+  const producer = new Map(nodes.map((n) => [n.output, n]));
+  const consumers = new Map<string, number>();
+  for (const n of nodes) for (const i of n.inputs) consumers.set(i, (consumers.get(i) ?? 0) + 1);
+  const fusedAfter = (n: GraphNodeSpec, types: string[]): boolean => {
+    const p = producer.get(n.inputs[0]);
+    return !!p && consumers.get(p.output) === 1 && p.output !== output && p.op === 'module' && types.includes(p.module!.type);
+  };
+  for (const n of nodes) {
+    const t = n.module?.type;
+    if (n.op === 'mul' || n.op === 'cat' || t === 'AvgPool2d') n.float = true;
+    if (t === 'BatchNorm2d' && !fusedAfter(n, ['Conv2d'])) n.float = true;
+    if (t === 'ReLU6') {
+      const p = producer.get(n.inputs[0]);
+      const viaBn = p && p.module?.type === 'BatchNorm2d' && !p.float && fusedAfter(n, ['BatchNorm2d']);
+      if (!fusedAfter(n, ['Conv2d']) && !viaBn) n.float = true;
+    }
+  }
 }
 
 /** Symmetric [padH, padW] from pads / auto_pad, or an error naming the attribute. */

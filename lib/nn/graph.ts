@@ -31,7 +31,11 @@ export type ModuleDesc =
   | { type: 'AvgPool2d'; kernel: number; stride: number; padding: number; countIncludePad: boolean }
   | { type: 'AdaptiveAvgPool2d' }
   | { type: 'Flatten'; startDim: number }
-  | { type: 'Dropout'; p: number };
+  | { type: 'Dropout'; p: number }
+  | { type: 'Activation'; kind: ActivationKind; alpha?: number; beta?: number; axis?: number };
+
+/** Float-only activations (kept in float between DeQuantize / Quantize when quantizing). */
+export type ActivationKind = 'sigmoid' | 'tanh' | 'hardsigmoid' | 'hardswish' | 'softmax';
 
 /** What a node computes. */
 export type GraphOp = 'module' | 'add' | 'add_relu' | 'mul' | 'cat' | 'mean' | 'reshape' | 'transpose';
@@ -55,6 +59,11 @@ export interface GraphNodeSpec {
   perm?: number[];
   /** mean: keep the reduced dims. */
   keepdims?: boolean;
+  /**
+   * Runs in float in a quantized model (fallback for ops ptq-node cannot quantize): DeQuantStub
+   * slots '<name>_dequant<i>' before it and a QuantStub '<name>_quant' after it, as in eager mode.
+   */
+  float?: boolean;
 }
 
 /** A whole graph: one float input, one float output. */
@@ -81,7 +90,45 @@ export function moduleFromDesc(d: ModuleDesc): Module {
     case 'AdaptiveAvgPool2d': return new AdaptiveAvgPool2d([1, 1]);
     case 'Flatten': return new Flatten(d.startDim);
     case 'Dropout': return new Dropout(d.p);
+    case 'Activation': return new Activation(d.kind, d.alpha, d.beta, d.axis);
     default: throw new RangeError(`unknown module type '${(d as { type: string }).type}' in a graph description`);
+  }
+}
+
+/** Float-only activations of imported graphs (ONNX Sigmoid, Tanh, HardSigmoid, HardSwish, Softmax). */
+export class Activation extends Module {
+  constructor(readonly kind: ActivationKind, readonly alpha = 0.2, readonly beta = 0.5, readonly axis = -1) {
+    super();
+  }
+  forward(input: unknown): Tensor {
+    if (input instanceof QTensor) throw new Error(`${this.kind} is float only: keep it in float (importOnnx fallback 'float')`);
+    if (!(input instanceof Tensor)) throw new TypeError(`${this.kind} expects a Tensor`);
+    const f = Math.fround;
+    if (this.kind === 'softmax') {
+      const x = input.contiguous();
+      const axis = this.axis < 0 ? this.axis + x.shape.length : this.axis;
+      if (axis !== x.shape.length - 1) throw new RangeError(`softmax supports the last axis, got ${this.axis} of rank ${x.shape.length}`);
+      const n = x.shape[axis], y = new Float32Array(x.numel);
+      for (let o = 0; o < x.numel; o += n) {
+        let m = -Infinity;
+        for (let i = 0; i < n; i++) m = Math.max(m, x.data[o + i]);
+        let sum = 0;
+        for (let i = 0; i < n; i++) sum += (y[o + i] = f(Math.exp(x.data[o + i] - m)));
+        for (let i = 0; i < n; i++) y[o + i] = f(y[o + i] / sum);
+      }
+      return new Tensor(y, x.shape);
+    }
+    const d = input.data, y = outputBuffer(d.length), a = this.alpha, b = this.beta;
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i];
+      y[i] = this.kind === 'sigmoid' ? f(1 / (1 + Math.exp(-v))) : this.kind === 'tanh' ? f(Math.tanh(v))
+        : this.kind === 'hardsigmoid' ? Math.max(0, Math.min(1, f(f(a * v) + b)))
+        : f(v * Math.max(0, Math.min(1, f(f(v / 6) + 0.5))));
+    }
+    return new Tensor(y, input.shape, input.memoryFormat);
+  }
+  typeName(): string {
+    return { sigmoid: 'Sigmoid', tanh: 'Tanh', hardsigmoid: 'Hardsigmoid', hardswish: 'Hardswish', softmax: 'Softmax' }[this.kind];
   }
 }
 
@@ -144,15 +191,35 @@ export class GraphModule extends Module {
     super();
     if (spec.format !== GRAPH_FORMAT) throw new RangeError(`graph description format '${String(spec.format)}', expected '${GRAPH_FORMAT}'`);
     this.addModule('quant', new QuantStub());
+    const floatValues = new Set<string>();
+    const consumers = new Map<string, GraphNodeSpec[]>();
+    for (const n of spec.nodes) for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
     for (const n of spec.nodes) {
+      let m: Module | undefined;
       if (n.op === 'module') {
         if (!n.module) throw new RangeError(`graph node '${n.name}' has no module description`);
-        this.addModule(n.name, moduleFromDesc(n.module));
+        m = moduleFromDesc(n.module);
       } else if (n.op === 'add' || n.op === 'add_relu' || n.op === 'mul' || n.op === 'cat') {
-        this.addModule(n.name, new FloatFunctional());
+        m = new FloatFunctional();
       }
+      if (n.float) {
+        n.inputs.forEach((v, i) => {
+          if (!floatValues.has(v)) this.addModule(`${n.name}_dequant${i}`, new DeQuantStub());
+        });
+        floatValues.add(n.output);
+        // Never quantized: no observers, no swap at convert.
+        if (m) for (const x of m.modules()) x.qconfig = null;
+      }
+      if (m) this.addModule(n.name, m);
+      if (n.float && (n.output === spec.output || (consumers.get(n.output) ?? []).some((c) => !c.float)))
+        this.addModule(`${n.name}_quant`, new QuantStub());
     }
     this.addModule('dequant', new DeQuantStub());
+  }
+
+  /** True when some nodes run in float between DeQuantize / Quantize (no native plan then). */
+  get hasFloatNodes(): boolean {
+    return this.spec.nodes.some((n) => n.float);
   }
 
   typeName(): string {
@@ -161,13 +228,21 @@ export class GraphModule extends Module {
 
   forward(input: unknown): Tensor {
     const env = new Map<string, Value>();
+    // Float versions of values made by float nodes (their quantized version, if needed, is in env).
+    const fenv = new Map<string, Tensor>();
     env.set(this.spec.input, this._modules.get('quant')!.call(input) as Value);
-    const get = (n: GraphNodeSpec, i: number): Value => {
+    let get = (n: GraphNodeSpec, i: number): Value => {
       const v = env.get(n.inputs[i]);
       if (!v) throw new Error(`graph node '${n.onnxName}' (${n.opType}): input '${n.inputs[i]}' has no value`);
       return v;
     };
+    const getQ = get;
+    const getF = (n: GraphNodeSpec, i: number): Value => {
+      const f = fenv.get(n.inputs[i]);
+      return f ?? (this._modules.get(`${n.name}_dequant${i}`)!.call(getQ(n, i)) as Tensor);
+    };
     for (const n of this.spec.nodes) {
+      get = n.float ? getF : getQ;
       const slot = this._modules.get(n.name) as Module;
       let y: Value;
       switch (n.op) {
@@ -214,7 +289,11 @@ export class GraphModule extends Module {
         default:
           throw new Error(`graph node '${n.onnxName}': unknown op '${String(n.op)}'`);
       }
-      env.set(n.output, y);
+      if (n.float) {
+        fenv.set(n.output, y as Tensor);
+        const q = this._modules.get(`${n.name}_quant`);
+        if (q) env.set(n.output, q.call(y) as Value);
+      } else env.set(n.output, y);
     }
     const out = env.get(this.spec.output);
     if (!out) throw new Error(`graph output '${this.spec.output}' has no value`);
