@@ -15,8 +15,9 @@ export type { Conv2dOptions } from './nn/layers';
 export { QuantStub, DeQuantStub } from './nn/stubs';
 export { FloatFunctional } from './nn/functional';
 export { FusedModule, ConvReLU2d, ConvReLU62d, LinearReLU } from './nn/intrinsic';
-export { GraphModule, AvgPool2d, GRAPH_FORMAT, moduleFromDesc } from './nn/graph';
-export type { GraphSpec, GraphNodeSpec, ModuleDesc, GraphOp } from './nn/graph';
+export { GraphModule, AvgPool2d, Activation, GRAPH_FORMAT, moduleFromDesc } from './nn/graph';
+export type { GraphSpec, GraphNodeSpec, ModuleDesc, GraphOp, ActivationKind } from './nn/graph';
+export { OnnxQLinearAdd, OnnxQGlobalAveragePool } from './nn/onnx-quantized';
 export { Quantize, DeQuantize, QuantizedConv2d, QuantizedLinear, QFunctional, QuantizedDropout, QuantizedModule } from './nn/quantized';
 export type { QWeight, ActQParams } from './nn/quantized';
 
@@ -39,6 +40,7 @@ export { quantizeModel, loadFloatModel, qconfigByName, runBatches, QCONFIG_NAMES
 // Models
 export { mobilenetV2, MobileNetV2, InvertedResidual, ConvBNReLU, resnet18, resnet50, ResNet, BasicBlock, Bottleneck, createModel, ARCHITECTURES } from './models';
 export type { ArchitectureSpec, FusableModel, Architecture } from './models';
+export type { GraphArchitecture } from './io/model-file';
 
 // Data and evaluation
 export { FashionMnist, dataLoader, openDataset, FASHION_MNIST_PREPROCESS } from './data/datasets';
@@ -56,11 +58,11 @@ export type { RawTensor, DType } from './io/types';
 export { saveQuantizedModel, loadQuantizedModel, readQuantizedModelFile, encodeQuantizedModel, MODEL_FORMAT } from './io/model-file';
 export { exportOnnx, decodeOnnxModel } from './io/onnx-export';
 export type { OnnxExportOptions } from './io/onnx-export';
-export { importOnnx, OnnxImportError, SUPPORTED_FLOAT_OPS } from './io/onnx-import';
+export { importOnnx, OnnxImportError, SUPPORTED_FLOAT_OPS, FLOAT_ONLY_OPS } from './io/onnx-import';
 export type { OnnxImportOptions } from './io/onnx-import';
 
 // Fast inference (native plans)
-export { compileModel, CompiledModel } from './inference';
+export { compileModel, CompiledModel, planCompatible } from './inference';
 export type { CompileOptions } from './inference';
 
 // Kernels

@@ -73,22 +73,22 @@ export function registerEval(p: Command): void {
     .option('--backend <name>', 'kernels: native or reference', 'native')
     .option('--json', 'print {"top1","top5","count"} as JSON');
   addPreprocessOptions(c).action((file: string | undefined, a: EvalArgs) => {
-      selectBackend(a.backend);
-      if (a.split !== 'test' && a.split !== 'train') throw new Error(`--split must be 'test' or 'train', got '${a.split}'`);
-      const { model, stored, inputShape } = evalModelFromArgs(file, a);
-      const custom = a.size !== undefined || a.mean !== undefined || a.std !== undefined || a.channels !== undefined;
-      const pre = stored || inputShape || custom ? preprocessFromArgs(a, { stored, inputShape }) : undefined;
-      const ds = openDataset(a.dataset, a.split, pre);
-      const limit = a.limit !== undefined ? positiveInt('--limit', a.limit) : undefined;
-      const total = Math.min(ds.length, limit ?? ds.length);
-      const bar = progressBar('evaluating', total, a.json);
-      const bs = positiveInt('--batch-size', a.batchSize);
-      const r = evaluate(runnerFor(model, ds.sampleShape, a.backend, bs), ds, { batchSize: bs, limit, keepLogits: !!a.saveLogits, onProgress: (d) => bar.update(d) });
-      bar.stop();
-      if (a.saveLogits && r.logits) fs.writeFileSync(a.saveLogits, Buffer.from(r.logits.buffer, r.logits.byteOffset, r.logits.byteLength));
-      if (a.json) console.log(JSON.stringify({ top1: r.top1, top5: r.top5, count: r.count, tied_max: r.tiedMax }));
-      else
-        console.log(`Acc@1 ${r.top1.toFixed(2)}  Acc@5 ${r.top5.toFixed(2)} on ${r.count} images ` +
-          `(${r.tiedMax} with a tied maximum logit, resolved to the lowest class index; ${(r.count / r.seconds).toFixed(0)} images/s)`);
-    });
+    selectBackend(a.backend);
+    if (a.split !== 'test' && a.split !== 'train') throw new Error(`--split must be 'test' or 'train', got '${a.split}'`);
+    const { model, stored, inputShape } = evalModelFromArgs(file, a);
+    const custom = a.size !== undefined || a.mean !== undefined || a.std !== undefined || a.channels !== undefined;
+    const pre = stored || inputShape || custom ? preprocessFromArgs(a, { stored, inputShape }) : undefined;
+    const ds = openDataset(a.dataset, a.split, pre);
+    const limit = a.limit !== undefined ? positiveInt('--limit', a.limit) : undefined;
+    const total = Math.min(ds.length, limit ?? ds.length);
+    const bar = progressBar('evaluating', total, a.json);
+    const bs = positiveInt('--batch-size', a.batchSize);
+    const r = evaluate(runnerFor(model, ds.sampleShape, a.backend, bs), ds, { batchSize: bs, limit, keepLogits: !!a.saveLogits, onProgress: (d) => bar.update(d) });
+    bar.stop();
+    if (a.saveLogits && r.logits) fs.writeFileSync(a.saveLogits, Buffer.from(r.logits.buffer, r.logits.byteOffset, r.logits.byteLength));
+    if (a.json) console.log(JSON.stringify({ top1: r.top1, top5: r.top5, count: r.count, tied_max: r.tiedMax }));
+    else
+      console.log(`Acc@1 ${r.top1.toFixed(2)}  Acc@5 ${r.top5.toFixed(2)} on ${r.count} images ` +
+        `(${r.tiedMax} with a tied maximum logit, resolved to the lowest class index; ${(r.count / r.seconds).toFixed(0)} images/s)`);
+  });
 }
