@@ -104,6 +104,11 @@ export class FashionMnist implements Dataset {
     });
   }
 
+  /** The first channel's pixel table (all channels share it with one mean/std). */
+  get lut(): Float32Array {
+    return this.luts[0];
+  }
+
   get sampleShape(): number[] {
     const s = this.size;
     return [this.preprocess.channels, s ?? this.height, s ?? this.width];
