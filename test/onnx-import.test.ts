@@ -207,15 +207,52 @@ describe('errors', () => {
   });
 
   test('an unsupported attribute names it', () => {
+    const m = fixture('resnet18.onnx');
+    const pool = m.graph.node.find((n) => n.op_type === 'MaxPool')!;
+    pool.attribute.find((a) => a.name === 'pads')!.ints = [1, 1, 0, 0];
+    let err: OnnxImportError | undefined;
+    try {
+      importOnnx(m);
+    } catch (e) {
+      err = e as OnnxImportError;
+    }
+    expect(err?.message).toBe("node '/maxpool/MaxPool' (MaxPool): asymmetric padding [1, 1, 0, 0] is not supported here (ptq-node's kernels pad symmetrically)");
+    expect([err?.node, err?.opType, err?.attribute]).toEqual(['/maxpool/MaxPool', 'MaxPool', 'pads']);
+    pool.attribute.find((a) => a.name === 'pads')!.ints = [1, 1, 1, 1];
+    pool.attribute.find((a) => a.name === 'ceil_mode')!.i = 1;
+    expect(() => importOnnx(m)).toThrow("node '/maxpool/MaxPool' (MaxPool): ceil_mode=1 is not supported");
+  });
+
+  test('asymmetric conv padding (TensorFlow SAME, stride 2) becomes an explicit pad: float output as ONNX Runtime, quantized runs', async () => {
     const m = fixture('mnv2.onnx');
     const conv = m.graph.node.find((n) => n.op_type === 'Conv')!;
-    conv.attribute.find((a) => a.name === 'pads')!.ints = [1, 1, 0, 0];
-    expect(() => importOnnx(encodeOnnxModel(m))).toThrow(/node '\/features\/features\.0\/features\.0\.0\/Conv' \(Conv\): asymmetric pads \[1, 1, 0, 0\]/);
+    conv.attribute = conv.attribute.filter((a) => a.name !== 'pads');
+    conv.attribute.push({ name: 'auto_pad', type: 3, s: new Uint8Array(Buffer.from('SAME_UPPER')) });
+    const bytesOnnx = encodeOnnxModel(m);
+    const g = importOnnx(bytesOnnx);
+    expect(g.spec.nodes[0].op).toBe('pad');
+    expect(g.spec.nodes[0].pads).toEqual([0, 0, 1, 1]);
+    const x = lcgInput([2, 3, 28, 28], 21);
+    const ours = (g.call(x) as Tensor).contiguous().data;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+    const session = await ort.InferenceSession.create(Buffer.from(bytesOnnx), { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 });
+    let theirs: Float32Array;
     try {
-      importOnnx(encodeOnnxModel(m));
-    } catch (e) {
-      expect((e as OnnxImportError).attribute).toBe('pads');
+      theirs = (await session.run({ input: new ort.Tensor('float32', x.data, [...x.shape]) })).logits.data as Float32Array;
+    } finally {
+      await session.release();
     }
+    for (let i = 0; i < ours.length; i++) expect(Math.abs(ours[i] - theirs[i])).toBeLessThan(1e-4 * (1 + Math.abs(theirs[i])));
+    g.fuseModel();
+    g.qconfig = qconfigByName('default');
+    prepare(g, true);
+    g.call(x);
+    const q = convert(g, true);
+    const y = (q.call(x) as Tensor).contiguous().data;
+    let worst = 0;
+    for (let i = 0; i < y.length; i++) worst = Math.max(worst, Math.abs(y[i] - ours[i]));
+    expect(worst).toBeLessThan(0.25 * Math.max(...Array.from(ours, Math.abs)));
   });
 
   test('garbage bytes, a missing initializer and a wrong opset are errors, not crashes', () => {

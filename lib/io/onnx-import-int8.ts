@@ -441,7 +441,12 @@ function rewriteQdq(ctx: OnnxContext, nodes: OnnxNodeProto[]): OnnxNodeProto[] {
     } else if (n.op_type === 'GlobalAveragePool') {
       rewritten = { ...base, op_type: 'QLinearGlobalAveragePool', domain: 'com.microsoft', input: [...xs[0], q.input[1], q.input[2]], output: [out], attribute: [] };
     } else {
-      // MaxPool / Flatten / Reshape: the uint8 op (the Q after it must keep the DQ's qparams; checked on import).
+      // MaxPool / Flatten / Reshape: the uint8 op, when the QuantizeLinear after it keeps the DequantizeLinear's qparams.
+      const same = (a: string, b: string) => {
+        const ca = ctx.consts.get(a), cb = ctx.consts.get(b);
+        return !!ca && !!cb && ca.data.length === 1 && cb.data.length === 1 && Number(ca.data[0]) === Number(cb.data[0]);
+      };
+      if (relu || !same(xs[0][1], q.input[1]) || !same(xs[0][2], q.input[2])) continue;
       rewritten = { ...n, input: [xs[0][0], ...n.input.slice(1)], output: [out] };
     }
     if (relu) {

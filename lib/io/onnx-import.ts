@@ -301,11 +301,22 @@ export function buildFloatGraph(ctx: OnnxContext, options: OnnxImportOptions = {
       }
       case 'Pad': {
         ctx.onlyAttrs(n, ['mode']);
-        const pads = ctx.constInput(n, 1, 'pads').data as number[];
-        if (ctx.str(n, 'mode', 'constant') !== 'constant' || Array.from(pads).some((p) => p !== 0))
-          throw ctx.error(n, `non-zero padding [${Array.from(pads).join(', ')}] as a separate op is not supported (only all-zero Pad, which is removed)`, 'pads');
-        alias.set(n.output[0], useInput(n, 0));
-        copyHW(n, resolve(n.input[0]));
+        const pads = Array.from(ctx.constInput(n, 1, 'pads').data as number[]);
+        if (ctx.str(n, 'mode', 'constant') !== 'constant') throw ctx.error(n, `mode '${ctx.str(n, 'mode', 'constant')}' is not supported (only constant zero padding)`, 'mode');
+        if (ctx.has(n, 2) && Number(ctx.constInput(n, 2, 'constant_value').data[0]) !== 0) throw ctx.error(n, 'a non-zero constant_value is not supported', 'constant_value');
+        if (ctx.has(n, 3)) throw ctx.error(n, 'the axes input is not supported', 'axes');
+        if (pads.every((p) => p === 0)) {
+          alias.set(n.output[0], useInput(n, 0));
+          copyHW(n, resolve(n.input[0]));
+          return;
+        }
+        if (pads.length !== 8 || pads[0] || pads[1] || pads[4] || pads[5] || pads.some((p) => p < 0))
+          throw ctx.error(n, `pads [${pads.join(', ')}]: only non-negative padding of H and W of a 4-D tensor is supported`, 'pads');
+        const x = useInput(n, 0);
+        const p4: [number, number, number, number] = [pads[2], pads[3], pads[6], pads[7]];
+        emit(n, { name: name(n, index), op: 'pad', inputs: [x], pads: p4 });
+        const s0 = hw.get(x);
+        if (s0) hw.set(n.output[0], [s0[0] + p4[0] + p4[2], s0[1] + p4[1] + p4[3]]);
         return;
       }
       case 'Conv': {
@@ -319,7 +330,17 @@ export function buildFloatGraph(ctx: OnnxContext, options: OnnxImportOptions = {
         if (ks && (ks[0] !== kh || ks[1] !== kw)) throw ctx.error(n, `kernel_shape [${ks.join(', ')}] differs from the weight's [${kh}, ${kw}]`, 'kernel_shape');
         const stride = pairOf(ctx.ints(n, 'strides'), 1);
         const dilation = pairOf(ctx.ints(n, 'dilations'), 1);
-        const padding = convPadding(ctx, n, [kh, kw], stride, dilation, hw.get(x));
+        const pads = convPads(ctx, n, [kh, kw], stride, dilation, hw.get(x));
+        const symmetric = pads[0] === pads[2] && pads[1] === pads[3];
+        const padding: [number, number] = symmetric ? [pads[0], pads[1]] : [0, 0];
+        let convIn = x;
+        if (!symmetric) {
+          // Asymmetric padding (TensorFlow's SAME with strides): an explicit zero pad (zero point when quantized), then the conv.
+          convIn = `${n.output[0]}__padded`;
+          emit(n, { name: name({ ...n, op_type: 'Pad' }, index), op: 'pad', inputs: [x], pads }, convIn);
+          const s0 = hw.get(x);
+          if (s0) hw.set(convIn, [s0[0] + pads[0] + pads[2], s0[1] + pads[1] + pads[3]]);
+        }
         const desc: ModuleDesc = { type: 'Conv2d', inChannels: cinPerGroup * group, outChannels: cout, kernel: [kh, kw], stride, padding, dilation, groups: group, bias: ctx.has(n, 2) };
         if (cout % group) throw ctx.error(n, `${cout} output channels are not divisible by group ${group}`, 'group');
         const slot = name(n, index);
@@ -328,8 +349,8 @@ export function buildFloatGraph(ctx: OnnxContext, options: OnnxImportOptions = {
           const b = ctx.constInput(n, 2, 'bias');
           weights.set(`${slot}.bias`, tensor(b, [cout]));
         }
-        emit(n, { name: slot, op: 'module', inputs: [x], module: desc });
-        const s = hw.get(x);
+        emit(n, { name: slot, op: 'module', inputs: [convIn], module: desc });
+        const s = hw.get(convIn);
         if (s) hw.set(n.output[0], [
           Math.floor((s[0] + 2 * padding[0] - dilation[0] * (kh - 1) - 1) / stride[0]) + 1,
           Math.floor((s[1] + 2 * padding[1] - dilation[1] * (kw - 1) - 1) / stride[1]) + 1]);
@@ -553,26 +574,36 @@ function markFloat(nodes: GraphNodeSpec[], output: string): void {
 
 /** Symmetric [padH, padW] from pads / auto_pad, or an error naming the attribute. */
 export function convPadding(ctx: OnnxContext, n: OnnxNodeProto, k: [number, number], stride: [number, number], dilation: [number, number], size?: [number, number]): [number, number] {
+  const [t, l, b, r] = convPads(ctx, n, k, stride, dilation, size);
+  if (t !== b || l !== r) {
+    const attr = ctx.attr(n, 'auto_pad') ? 'auto_pad' : 'pads';
+    throw ctx.error(n, `asymmetric padding [${t}, ${l}, ${b}, ${r}] is not supported here (ptq-node's kernels pad symmetrically)`, attr);
+  }
+  return [t, l];
+}
+
+/** [top, left, bottom, right] from pads / auto_pad (SAME_UPPER puts the odd pixel at the end). */
+export function convPads(ctx: OnnxContext, n: OnnxNodeProto, k: [number, number], stride: [number, number], dilation: [number, number], size?: [number, number]): [number, number, number, number] {
   const auto = ctx.str(n, 'auto_pad', 'NOTSET');
-  if (auto === 'VALID') return [0, 0];
+  if (auto === 'VALID') return [0, 0, 0, 0];
   if (auto === 'SAME_UPPER' || auto === 'SAME_LOWER') {
-    const out: number[] = [];
+    const begin: number[] = [], end: number[] = [];
     for (let d = 0; d < 2; d++) {
       const extent = dilation[d] * (k[d] - 1) + 1;
       let total: number;
       if (stride[d] === 1) total = extent - 1;
       else if (size) total = Math.max((Math.ceil(size[d] / stride[d]) - 1) * stride[d] + extent - size[d], 0);
       else throw ctx.error(n, `auto_pad ${auto} with stride ${stride[d]} needs the input size, which is not static here`, 'auto_pad');
-      if (total % 2) throw ctx.error(n, `auto_pad ${auto} needs asymmetric padding (total ${total}); ptq-node's kernels pad symmetrically`, 'auto_pad');
-      out.push(total / 2);
+      const small = Math.floor(total / 2);
+      begin.push(auto === 'SAME_UPPER' ? small : total - small);
+      end.push(auto === 'SAME_UPPER' ? total - small : small);
     }
-    return [out[0], out[1]];
+    return [begin[0], begin[1], end[0], end[1]];
   }
   if (auto !== 'NOTSET') throw ctx.error(n, `auto_pad '${auto}' is not supported`, 'auto_pad');
   const pads = ctx.ints(n, 'pads') ?? [0, 0, 0, 0];
-  if (pads.length !== 4 || pads[0] !== pads[2] || pads[1] !== pads[3])
-    throw ctx.error(n, `asymmetric pads [${pads.join(', ')}] are not supported (ptq-node's kernels pad symmetrically)`, 'pads');
-  return [pads[0], pads[1]];
+  if (pads.length !== 4) throw ctx.error(n, `pads [${pads.join(', ')}] must have 4 values (2-D)`, 'pads');
+  return [pads[0], pads[1], pads[2], pads[3]];
 }
 
 /** True when the model contains int8 (QOperator or QDQ) ops. */

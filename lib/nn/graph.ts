@@ -38,7 +38,7 @@ export type ModuleDesc =
 export type ActivationKind = 'sigmoid' | 'tanh' | 'hardsigmoid' | 'hardswish' | 'softmax';
 
 /** What a node computes. */
-export type GraphOp = 'module' | 'add' | 'add_relu' | 'mul' | 'cat' | 'mean' | 'reshape' | 'transpose';
+export type GraphOp = 'module' | 'add' | 'add_relu' | 'mul' | 'cat' | 'mean' | 'reshape' | 'transpose' | 'pad';
 
 /** One node: a submodule call or a tensor op, from input value names to one output value name. */
 export interface GraphNodeSpec {
@@ -57,6 +57,8 @@ export interface GraphNodeSpec {
   shape?: number[];
   /** transpose permutation. */
   perm?: number[];
+  /** pad: [top, left, bottom, right] zeros (the zero point when quantized) around H and W. */
+  pads?: [number, number, number, number];
   /** mean: keep the reduced dims. */
   keepdims?: boolean;
   /**
@@ -173,6 +175,25 @@ export class AvgPool2d extends Module {
 
 type Value = Tensor | QTensor;
 
+/** Zero padding of H and W (a quantized tensor is padded with its zero point, i.e. real 0). */
+function padHW(x: Value, [t, l, b, r]: [number, number, number, number]): Value {
+  if (x.shape.length !== 4) throw new RangeError(`pad expects a 4-D tensor, got [${x.shape.join(', ')}]`);
+  const [n, c, h, w] = x.shape;
+  const oh = h + t + b, ow = w + l + r;
+  const q = x instanceof QTensor;
+  const src = q ? (x as QTensor).data : (x as Tensor).toChannelsLast().data;
+  const out = q ? new Uint8Array(n * oh * ow * c).fill((x as QTensor).zeroPoint) : new Float32Array(n * oh * ow * c);
+  const xs = q && (x as QTensor).memoryFormat !== 'channels_last' ? null : src;
+  if (!xs) throw new RangeError('pad expects a channels_last quantized tensor');
+  for (let bi = 0; bi < n; bi++)
+    for (let y = 0; y < h; y++) {
+      const so = ((bi * h + y) * w) * c, dOff = ((bi * oh + y + t) * ow + l) * c;
+      out.set(xs.subarray(so, so + w * c) as never, dOff);
+    }
+  return q ? new QTensor(out as Uint8Array, [n, c, oh, ow], (x as QTensor).scale, (x as QTensor).zeroPoint, 'channels_last')
+    : new Tensor(out as Float32Array, [n, c, oh, ow], 'channels_last');
+}
+
 function resolveShape(inShape: readonly number[], target: readonly number[], where: string): number[] {
   const out = target.map((d, i) => (d === 0 ? inShape[i] : d));
   const total = inShape.reduce((a, b) => a * b, 1);
@@ -217,9 +238,9 @@ export class GraphModule extends Module {
     this.addModule('dequant', new DeQuantStub());
   }
 
-  /** True when some nodes run in float between DeQuantize / Quantize (no native plan then). */
+  /** True when some nodes run in float between DeQuantize / Quantize, or pad in TS (no native plan then). */
   get hasFloatNodes(): boolean {
-    return this.spec.nodes.some((n) => n.float);
+    return this.spec.nodes.some((n) => n.float || n.op === 'pad');
   }
 
   typeName(): string {
@@ -273,6 +294,9 @@ export class GraphModule extends Module {
           y = x.reshape(resolveShape(x.shape, n.shape!, `graph node '${n.onnxName}' (${n.opType})`));
           break;
         }
+        case 'pad':
+          y = padHW(get(n, 0), n.pads!);
+          break;
         case 'transpose': {
           const x = get(n, 0);
           const perm = n.perm!;
