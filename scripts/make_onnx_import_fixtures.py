@@ -7,9 +7,10 @@ Writes test/fixtures/onnx-import/:
   resnet18.onnx      torchvision's quantizable ResNet-18 (10 classes), exported the same way
   mnv2_folded.onnx   a tiny tutorial MobileNetV2 exported with constant folding (BN folded into Conv),
                      weights embedded
-  relu6.onnx         a small net with ReLU6 (Clip 0..6), MaxPool, AveragePool, Concat, Mul, Reshape,
-                     Transpose (layout-only), Flatten, MatMul, weights embedded
-  unsupported.onnx   a small net with an op ptq-node does not support (Sigmoid) and Resize
+  mixed.onnx         a small net with ReLU6 (Clip 0..6), MaxPool, a dilated grouped conv, AveragePool,
+                     Concat, Mul, Reshape, MatMul, weights embedded; mixed_opset11/17.onnx: the same
+                     net exported at opsets 11 and 17
+  unsupported.onnx   a small net with a float-only op (Sigmoid)
   expected.json      metadata (shapes, settings) and onnxruntime-free references: torch float outputs
 
 To keep the fixtures small, the weights of mnv2.onnx and resnet18.onnx are not stored: every
@@ -75,7 +76,7 @@ def fill(model):
     return model
 
 
-def export(model, x, name, fold, strip):
+def export(model, x, name, fold, strip, opset=13):
     path = os.path.join(OUT, name)
     # torch.onnx folds BatchNormalization into Conv in eval mode even without constant folding
     # (_jit_pass_onnx_eval_peephole); for the unfolded exports that pass is skipped.
@@ -83,7 +84,7 @@ def export(model, x, name, fold, strip):
     if not fold:
         torch._C._jit_pass_onnx_eval_peephole = lambda graph, params: params
     try:
-        torch.onnx.export(model, x, path, opset_version=13, do_constant_folding=fold, input_names=['input'],
+        torch.onnx.export(model, x, path, opset_version=opset, do_constant_folding=fold, input_names=['input'],
                           output_names=['logits'], dynamic_axes={'input': {0: 'N'}, 'logits': {0: 'N'}})
     finally:
         torch._C._jit_pass_onnx_eval_peephole = peephole
@@ -156,6 +157,9 @@ with torch.no_grad():
     xm = input_of((2, 3, 8, 8), 10)
     export(mixed, xm[:1], 'mixed.onnx', True, False)
     exp['mixed'] = {'input': [2, 3, 8, 8], 'seed': 10, 'logits': mixed(xm).reshape(-1).tolist()}
+    # The same net at the ends of the supported opset range (Clip / Pad / ReduceMean forms differ).
+    for opset in (11, 17):
+        export(mixed, xm[:1], f'mixed_opset{opset}.onnx', True, False, opset)
 
     class Unsupported(nn.Module):
         def __init__(self):

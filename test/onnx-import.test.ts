@@ -151,7 +151,8 @@ describe.each([
   });
 });
 
-test.each([['mnv2.onnx', 'mnv2'], ['resnet18.onnx', 'resnet18'], ['mnv2_folded.onnx', 'mnv2_folded'], ['mixed.onnx', 'mixed']])(
+test.each([['mnv2.onnx', 'mnv2'], ['resnet18.onnx', 'resnet18'], ['mnv2_folded.onnx', 'mnv2_folded'], ['mixed.onnx', 'mixed'],
+  ['mixed_opset11.onnx', 'mixed'], ['mixed_opset17.onnx', 'mixed']])(
   'float forward of imported %s matches torch 1.13 (logits stored by the fixture script)', (file, key) => {
     const e = expected[key];
     const g = importOnnx(fixture(file));
