@@ -100,7 +100,8 @@ export function importInt8Onnx(ctx: OnnxContext, options: Int8ImportOptions = {}
   };
   const actQ = (n: OnnxNodeProto, s: number, z: number, what: string): QParams => {
     const scale = scalar(n, s, `${what} scale`);
-    const zc = ctx.constInput(n, z, `${what} zero point`);
+    // An absent zero point is uint8 0 (ONNX's default).
+    const zc = ctx.has(n, z) ? ctx.constInput(n, z, `${what} zero point`) : { name: '', dims: [], dataType: DT_UINT8, data: new Uint8Array(1) };
     if (zc.dataType !== DT_UINT8) throw ctx.error(n, `${what} zero point is ${zc.dataType === DT_INT8 ? 'int8' : `type ${zc.dataType}`}; ptq-node's activations are uint8`);
     if (zc.data.length !== 1) throw ctx.error(n, `${what} zero point must be a scalar`);
     if (!(scale > 0) || !Number.isFinite(scale)) throw ctx.error(n, `${what} scale ${scale} is not a positive number`);
@@ -430,6 +431,15 @@ function rewriteQdq(ctx: OnnxContext, nodes: OnnxNodeProto[]): OnnxNodeProto[] {
         removed.add(bdq);
       }
       removed.add(wdq);
+      // Per-channel weights: the scales must run along the output channels.
+      const wScale = ctx.consts.get(wdq.input[1]);
+      if (wScale && wScale.data.length > 1) {
+        const transB = n.op_type === 'Gemm' && (n.attribute ?? []).some((a) => a.name === 'transB' && Number(a.i) === 1);
+        const want = n.op_type === 'Conv' || transB ? 0 : 1;
+        const rank = ctx.consts.get(wdq.input[0])?.dims.length ?? 0;
+        const axis = (ctx.int(wdq, 'axis', 1) + rank) % rank; // DequantizeLinear's default axis is 1
+        if (axis !== want) throw ctx.error(wdq, `per-channel weight scales on axis ${axis}; ${n.op_type} '${n.name}' needs them on the output-channel axis ${want}`, 'axis');
+      }
       const w = [wdq.input[0], wdq.input[1], wdq.input[2] || synth('wzp', 3, new Int8Array(1), [])];
       if (n.op_type === 'Conv') rewritten = { ...base, op_type: 'QLinearConv', input: [...xs[0], ...w, q.input[1], q.input[2], ...(bias ? [bias] : [])], output: [out] };
       else if (n.op_type === 'MatMul') {
