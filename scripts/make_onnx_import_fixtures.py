@@ -175,3 +175,26 @@ with torch.no_grad():
 with open(os.path.join(OUT, 'expected.json'), 'w') as f:
     json.dump(exp, f)
 print('wrote expected.json')
+
+# Quantized cat (dim 1, channels_last: qcat_nhwc) and mul / mul_relu of torch 1.13 on random quint8
+# inputs (what QFunctional.cat / mul compute for imported Concat / Mul nodes).
+torch.backends.quantized.engine = 'onednn'
+g = torch.Generator().manual_seed(3)
+nhwc = lambda t: t.int_repr().permute(0, 2, 3, 1).reshape(-1).tolist()
+qops = {'cat': [], 'mul': []}
+for (cs, h, w, outs, outz) in [((70, 16, 130), 3, 2, 0.05, 30), ((64, 8), 2, 2, 0.11, 128), ((5, 200), 1, 3, 0.013, 0)]:
+    xs = []
+    for k, c in enumerate(cs):
+        s = [0.031, 0.07, 0.0123][k % 3]; z = [10, 128, 250][k % 3]
+        xs.append(torch._make_per_tensor_quantized_tensor(torch.randint(0, 256, (2, c, h, w), generator=g, dtype=torch.uint8), s, z).contiguous(memory_format=torch.channels_last))
+    y = torch.ops.quantized.cat(xs, dim=1, scale=outs, zero_point=outz)
+    qops['cat'].append({'inputs': [{'c': x.shape[1], 'scale': x.q_scale(), 'zp': x.q_zero_point(), 'data': nhwc(x)} for x in xs], 'h': h, 'w': w,
+                        'scale': outs, 'zp': outz, 'out': nhwc(y)})
+for (c, h, w, sa, za, sb, zb, so, zo) in [(70, 3, 2, 0.031, 10, 0.07, 128, 0.5, 30), (16, 5, 5, 0.0123, 250, 0.02, 3, 0.01, 128), (130, 2, 2, 0.2, 0, 0.3, 0, 1.7, 0)]:
+    a = torch._make_per_tensor_quantized_tensor(torch.randint(0, 256, (2, c, h, w), generator=g, dtype=torch.uint8), sa, za).contiguous(memory_format=torch.channels_last)
+    b = torch._make_per_tensor_quantized_tensor(torch.randint(0, 256, (2, c, h, w), generator=g, dtype=torch.uint8), sb, zb).contiguous(memory_format=torch.channels_last)
+    qops['mul'].append({'c': c, 'h': h, 'w': w, 'a': nhwc(a), 'b': nhwc(b), 'sa': sa, 'za': za, 'sb': sb, 'zb': zb, 'scale': so, 'zp': zo,
+                        'out': nhwc(torch.ops.quantized.mul(a, b, so, zo)), 'relu': nhwc(torch.ops.quantized.mul_relu(a, b, so, zo))})
+with open(os.path.join(OUT, 'qops.json'), 'w') as f:
+    json.dump(qops, f, separators=(',', ':'))
+print('wrote qops.json')

@@ -13,7 +13,7 @@ import {
   AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Identity, Linear, MaxPool2d, ReLU, ReLU6,
 } from './layers';
 import { Module, pyTuple } from './module';
-import { QFunctional } from './quantized';
+import type { QFunctional } from './quantized';
 import { DeQuantStub, QuantStub } from './stubs';
 
 /** The graph description format tag (stored in quantized model files). */
@@ -238,9 +238,9 @@ export class GraphModule extends Module {
     this.addModule('dequant', new DeQuantStub());
   }
 
-  /** True when some nodes run in float between DeQuantize / Quantize, or pad in TS (no native plan then). */
+  /** True when some nodes run in TypeScript: float parts, pads, quantized cat / mul (no native plan then). */
   get hasFloatNodes(): boolean {
-    return this.spec.nodes.some((n) => n.float || n.op === 'pad');
+    return this.spec.nodes.some((n) => n.float || n.op === 'pad' || n.op === 'cat' || n.op === 'mul');
   }
 
   typeName(): string {
@@ -278,10 +278,8 @@ export class GraphModule extends Module {
         }
         case 'mul':
         case 'cat': {
-          if (slot instanceof QFunctional)
-            throw new Error(`graph node '${n.onnxName}' (${n.opType}): quantized ${n.op} is not supported by ptq-node yet`);
           const f = slot as FloatFunctional;
-          y = n.op === 'mul' ? f.mul(get(n, 0) as Tensor, get(n, 1) as Tensor) : f.cat(n.inputs.map((_, i) => get(n, i) as Tensor), n.axis ?? 1);
+          y = n.op === 'mul' ? f.mul(get(n, 0) as never, get(n, 1) as never) : f.cat(n.inputs.map((_, i) => get(n, i) as never), n.axis ?? 1);
           break;
         }
         case 'mean': {

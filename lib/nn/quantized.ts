@@ -257,6 +257,60 @@ export class QFunctional extends QuantizedModule {
   add_relu(x: unknown, y: unknown): QTensor {
     return this.binary('add_relu', x, y, true);
   }
+
+  /**
+   * Quantized x * y (torch 1.13 qmul_kernel): (a - za) * (b - zb) in int32, then
+   * zp + rne(f32(c) * multiplier), multiplier = f32(sa * sb * f32(1 / s)) (the product in double). TS only.
+   */
+  mul(a: unknown, b: unknown, relu = false): QTensor {
+    const x = expectQ('QFunctional.mul', a), y = expectQ('QFunctional.mul', b);
+    if (x.shape.join() !== y.shape.join() || x.memoryFormat !== y.memoryFormat)
+      throw new RangeError(`QFunctional.mul: shapes [${x.shape.join(', ')}] and [${y.shape.join(', ')}] differ`);
+    const mult = Math.fround(x.scale * y.scale * Math.fround(1 / this.scale));
+    const za = x.zeroPoint, zb = y.zeroPoint, z = this.zeroPoint, lo = relu ? z : 0;
+    const out = new Uint8Array(x.numel), ad = x.data, bd = y.data;
+    for (let i = 0; i < out.length; i++) {
+      const q = z + roundHalfEven(Math.fround((ad[i] - za) * (bd[i] - zb) * mult));
+      out[i] = q < lo ? lo : q > 255 ? 255 : q;
+    }
+    return new QTensor(out, x.shape, this.scale, this.zeroPoint, x.memoryFormat);
+  }
+
+  /**
+   * torch.ops.quantized.cat along channels of channels_last 4-D tensors (torch 1.13 qcat_nhwc):
+   * inputs with the output's qparams are copied, others dequantized (fma(q, s, -zp * s) on
+   * 64-channel blocks, (q - zp) * s on the rest) and quantized with 1 / scale. TS only.
+   */
+  cat(xs: unknown[], dim = 0): QTensor {
+    const qs = xs.map((t) => expectQ('QFunctional.cat', t));
+    if (qs.length === 0) throw new RangeError('QFunctional.cat needs at least one tensor');
+    const d = dim < 0 ? dim + qs[0].shape.length : dim;
+    if (qs.some((q) => q.shape.length !== 4 || q.memoryFormat !== 'channels_last') || d !== 1)
+      throw new RangeError('QFunctional.cat supports the channel dim of 4-D channels_last tensors');
+    const [n, , h, w] = qs[0].shape;
+    if (qs.some((q) => q.shape[0] !== n || q.shape[2] !== h || q.shape[3] !== w)) throw new RangeError('QFunctional.cat: tensors must match except in the channel dim');
+    const C = qs.reduce((s, q) => s + q.shape[1], 0);
+    const out = new Uint8Array(n * h * w * C);
+    const f = Math.fround, inv = f(1 / f(this.scale)), z = this.zeroPoint;
+    for (let p = 0; p < n * h * w; p++) {
+      let off = 0;
+      for (const q of qs) {
+        const c = q.shape[1], src = q.data, base = p * c;
+        if (f(q.scale) === f(this.scale) && q.zeroPoint === z) out.set(src.subarray(base, base + c), p * C + off);
+        else {
+          const s = f(q.scale), zi = q.zeroPoint, pre = f(-zi * s), vecEnd = c - (c % 64);
+          for (let ch = 0; ch < c; ch++) {
+            const v = src[base + ch];
+            const x = ch < vecEnd ? f(v * s + pre) : f((v - zi) * s);
+            const r = z + roundHalfEven(f(x * inv));
+            out[p * C + off + ch] = r < 0 ? 0 : r > 255 ? 255 : r;
+          }
+        }
+        off += c;
+      }
+    }
+    return new QTensor(out, [n, C, h, w], this.scale, this.zeroPoint, 'channels_last');
+  }
   typeName(): string {
     return 'QFunctional';
   }
