@@ -109,7 +109,7 @@ export function planCompatible(model: Module): boolean {
 /** Compiles a converted (quantized) model into a native plan by tracing one forward pass. */
 export function compileModel(model: Module, o: CompileOptions): CompiledModel {
   if (!planCompatible(model))
-    throw new Error('compileModel: the model has ops that run in TypeScript only (float parts, explicit asymmetric pads or quantized Concat / Mul of an imported graph, or an int8 ONNX model ' +
+    throw new Error('compileModel: the model has ops that run in TypeScript only (float parts, explicit asymmetric pads or quantized Concat / Mul / AveragePool of an imported graph, or an int8 ONNX model ' +
       'imported with ONNX semantics: QuantizeLinear by division, QLinearAdd, QLinearGlobalAveragePool); run it with model.call()');
   if (!Array.isArray(o.inputShape) || o.inputShape.length === 0) throw invalidType('inputShape', 'a non-empty array', o.inputShape);
   o.inputShape.forEach((d, i) => checkInt(`inputShape[${i}]`, d, 1, 1 << 20));

@@ -176,8 +176,9 @@ with open(os.path.join(OUT, 'expected.json'), 'w') as f:
     json.dump(exp, f)
 print('wrote expected.json')
 
-# Quantized cat (dim 1, channels_last: qcat_nhwc) and mul / mul_relu of torch 1.13 on random quint8
-# inputs (what QFunctional.cat / mul compute for imported Concat / Mul nodes).
+# Quantized cat (dim 1, channels_last: qcat_nhwc), mul / mul_relu and avg_pool2d of torch 1.13 on
+# random quint8 inputs (what QFunctional.cat / mul and AvgPool2d compute for imported Concat / Mul /
+# AveragePool nodes).
 torch.backends.quantized.engine = 'onednn'
 g = torch.Generator().manual_seed(3)
 nhwc = lambda t: t.int_repr().permute(0, 2, 3, 1).reshape(-1).tolist()
@@ -195,6 +196,11 @@ for (c, h, w, sa, za, sb, zb, so, zo) in [(70, 3, 2, 0.031, 10, 0.07, 128, 0.5, 
     b = torch._make_per_tensor_quantized_tensor(torch.randint(0, 256, (2, c, h, w), generator=g, dtype=torch.uint8), sb, zb).contiguous(memory_format=torch.channels_last)
     qops['mul'].append({'c': c, 'h': h, 'w': w, 'a': nhwc(a), 'b': nhwc(b), 'sa': sa, 'za': za, 'sb': sb, 'zb': zb, 'scale': so, 'zp': zo,
                         'out': nhwc(torch.ops.quantized.mul(a, b, so, zo)), 'relu': nhwc(torch.ops.quantized.mul_relu(a, b, so, zo))})
+qops['avg_pool2d'] = []
+for (c, h, w, k, st, p, cip, sc, z) in [(70, 6, 6, 2, 2, 0, True, 0.031, 10), (16, 7, 7, 3, 2, 1, True, 0.07, 128), (130, 5, 5, 3, 1, 1, False, 0.0123, 250), (8, 8, 8, 3, 3, 1, True, 0.2, 3)]:
+    x = torch._make_per_tensor_quantized_tensor(torch.randint(0, 256, (2, c, h, w), generator=g, dtype=torch.uint8), sc, z).contiguous(memory_format=torch.channels_last)
+    y = torch.nn.functional.avg_pool2d(x, k, st, p, count_include_pad=cip)
+    qops['avg_pool2d'].append({'c': c, 'h': h, 'w': w, 'k': k, 's': st, 'p': p, 'count_include_pad': cip, 'scale': sc, 'zp': z, 'x': nhwc(x), 'y': nhwc(y), 'out_shape': list(y.shape)})
 with open(os.path.join(OUT, 'qops.json'), 'w') as f:
     json.dump(qops, f, separators=(',', ':'))
 print('wrote qops.json')

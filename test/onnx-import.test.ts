@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { importOnnx, OnnxImportError } from '../lib/io/onnx-import';
 import { ArchitectureSpec, createModel, InvertedResidual } from '../lib/models';
-import { GraphModule } from '../lib/nn/graph';
+import { AvgPool2d, GraphModule } from '../lib/nn/graph';
 import { Module } from '../lib/nn/module';
 import { QFunctional, QuantizedConv2d, QuantizedLinear, QuantizedModule, Quantize } from '../lib/nn/quantized';
 import { QTensor } from '../lib/qtensor';
@@ -296,8 +296,11 @@ test('quantized ReLU6 clamp: the fused conv output never exceeds q(6)', () => {
   const quant = q.getSubmodule('quant') as Quantize;
   const y = conv.call(quant.call(x)) as QTensor;
   expect(Math.max(...y.data)).toBeLessThanOrEqual(conv.outMax());
-  // A quantized AveragePool is not supported (without fallback 'float'): a clear error, not a crash.
-  expect(() => q.call(x)).toThrow(/AvgPool2d: quantized average pooling is not supported by ptq-node yet \(keep this part in float\)/);
+  // The whole net is quantized (Mul / Concat as QFunctional, AveragePool on uint8): it runs, within quantization error.
+  const yq = (q.call(x) as Tensor).contiguous().data, yf = (importOnnx(bytes).call(x) as Tensor).contiguous().data;
+  let worst = 0;
+  for (let i = 0; i < yq.length; i++) worst = Math.max(worst, Math.abs(yq[i] - yf[i]));
+  expect(worst).toBeLessThan(0.1 * Math.max(...Array.from(yf, Math.abs)));
 });
 
 describe("fallback 'float': unsupported parts stay in float between DeQuantize and Quantize", () => {
@@ -333,14 +336,14 @@ describe("fallback 'float': unsupported parts stay in float between DeQuantize a
     const { model } = loadQuantizedModel(encodeQuantizedModel(q, { architecture: { arch: 'graph' }, qconfig: 'fbgemm' }));
     const z = (model.call(x) as Tensor).contiguous().data;
     expect(bytes(z).equals(bytes(y.contiguous().data))).toBe(true);
-    expect(() => compileModel(q, { inputShape: [3, 8, 8] })).toThrow(/float parts, explicit asymmetric pads or quantized Concat \/ Mul of an imported graph/);
+    expect(() => compileModel(q, { inputShape: [3, 8, 8] })).toThrow(/float parts, explicit asymmetric pads or quantized Concat \/ Mul \/ AveragePool of an imported graph/);
   });
 
-  test('mixed net: AveragePool in float; convs, ReLU6 clamp, Mul, Concat (QFunctional), MatMul quantized', () => {
+  test('mixed net: nothing needs float; convs, ReLU6 clamp, Mul, Concat (QFunctional), AveragePool, MatMul quantized', () => {
     const e = expected.mixed;
     const x = lcgInput([8, ...e.input.slice(1)], 13);
     const { f, q, g } = quantizeGraph('mixed.onnx', x);
-    expect(g.spec.nodes.filter((n) => n.float).map((n) => n.op === 'module' ? n.module!.type : n.op)).toEqual(['AvgPool2d']);
+    expect(g.spec.nodes.filter((n) => n.float)).toEqual([]);
     expect([...q.modules()].filter((m) => m instanceof QuantizedConv2d).length).toBe(3);
     expect([...q.modules()].filter((m) => m instanceof QFunctional).length).toBe(2);
     close(q.call(x) as Tensor, f, 0.1);
@@ -366,5 +369,13 @@ test('quantized cat (channels, channels_last) and mul / mul_relu equal torch 1.1
     expect(Array.from(f.mul(a, b, true).data)).toEqual(c.relu);
     checked += 2 * a.numel;
   }
-  expect(checked).toBeGreaterThan(4000);
+  for (const c of qops.avg_pool2d) {
+    const x = new QTensor(Uint8Array.from(c.x), [2, c.c, c.h, c.w], c.scale, c.zp, 'channels_last');
+    const y = new AvgPool2d(c.k, c.s, c.p, c.count_include_pad).call(x) as QTensor;
+    expect(y.shape).toEqual(c.out_shape);
+    expect([y.scale, y.zeroPoint]).toEqual([c.scale, c.zp]);
+    expect(Array.from(y.data)).toEqual(c.y);
+    checked += y.numel;
+  }
+  expect(checked).toBeGreaterThan(8000);
 });

@@ -31,10 +31,10 @@ export interface OnnxImportOptions {
    */
   semantics?: 'auto' | 'onnx' | 'pytorch';
   /**
-   * Ops ptq-node cannot quantize: 'error' (default) refuses float-only ops at import (and a quantized
-   * AveragePool fails when run); 'float' keeps them in float in the quantized model, between
-   * DeQuantize and Quantize (AveragePool, ReLU6 / BatchNormalization not fused into a conv, and the
-   * float-only Sigmoid, Tanh, HardSigmoid, HardSwish, Softmax).
+   * Ops ptq-node cannot quantize: 'error' (default) refuses float-only ops at import (and convert
+   * refuses an unfused ReLU6 / BatchNormalization, as eager mode); 'float' keeps them in float in
+   * the quantized model, between DeQuantize and Quantize (ReLU6 / BatchNormalization not fused into a
+   * conv, and the float-only Sigmoid, Tanh, HardSigmoid, HardSwish, Softmax).
    */
   fallback?: 'error' | 'float';
 }
@@ -549,8 +549,8 @@ export function buildFloatGraph(ctx: OnnxContext, options: OnnxImportOptions = {
 }
 
 /**
- * Fallback 'float': the nodes ptq-node cannot quantize run in float: AveragePool, and ReLU6 /
- * BatchNormalization that fuseModel will not fold into a conv (the same single-consumer rule).
+ * Fallback 'float': the nodes ptq-node cannot quantize run in float: ReLU6 / BatchNormalization
+ * that fuseModel will not fold into a conv (the same single-consumer rule).
  */
 function markFloat(nodes: GraphNodeSpec[], output: string): void {
   const producer = new Map(nodes.map((n) => [n.output, n]));
@@ -562,7 +562,6 @@ function markFloat(nodes: GraphNodeSpec[], output: string): void {
   };
   for (const n of nodes) {
     const t = n.module?.type;
-    if (t === 'AvgPool2d') n.float = true;
     if (t === 'BatchNorm2d' && !fusedAfter(n, ['Conv2d'])) n.float = true;
     if (t === 'ReLU6') {
       const p = producer.get(n.inputs[0]);

@@ -6,6 +6,7 @@
 import { QTensor } from '../qtensor';
 import { outputBuffer, Tensor } from '../tensor';
 import { convOutSize } from '../kernels/float';
+import { roundHalfEven } from '../quantization/qparams';
 import { fuseModules } from '../quantization/fuse';
 import { FloatFunctional } from './functional';
 import { ConvReLU62d } from './intrinsic';
@@ -139,8 +140,8 @@ export class AvgPool2d extends Module {
   constructor(readonly kernelSize: number, readonly stride: number, readonly padding = 0, readonly countIncludePad = true) {
     super();
   }
-  forward(input: unknown): Tensor {
-    if (input instanceof QTensor) throw new Error('AvgPool2d: quantized average pooling is not supported by ptq-node yet (keep this part in float)');
+  forward(input: unknown): Tensor | QTensor {
+    if (input instanceof QTensor) return this.quantized(input);
     if (!(input instanceof Tensor) || input.shape.length !== 4) throw new TypeError('AvgPool2d expects a 4-D Tensor');
     const x = input.toChannelsLast();
     const [n, c, h, w] = x.shape;
@@ -167,6 +168,39 @@ export class AvgPool2d extends Module {
           for (let ch = 0; ch < c; ch++) y[yo + ch] = Math.fround(acc[ch] / div);
         }
     return new Tensor(y, [n, c, oh, ow], 'channels_last');
+  }
+  /**
+   * Quantized avg_pool2d (torch 1.13 NHWC kernel), output qparams = input's: the int32 sum of the
+   * window minus zp * (valid count), then zp + rne(f32(acc) * f32(1 / divisor)). TS only.
+   */
+  private quantized(x: QTensor): QTensor {
+    if (x.shape.length !== 4 || x.memoryFormat !== 'channels_last') throw new RangeError('quantized AvgPool2d expects a 4-D channels_last QTensor');
+    const [n, c, h, w] = x.shape;
+    const k = this.kernelSize, s = this.stride, p = this.padding, z = x.zeroPoint, d = x.data;
+    const oh = convOutSize(h, k, s, p, 1), ow = convOutSize(w, k, s, p, 1);
+    const y = new Uint8Array(n * oh * ow * c);
+    const acc = new Int32Array(c);
+    for (let b = 0; b < n; b++)
+      for (let oy = 0; oy < oh; oy++)
+        for (let ox = 0; ox < ow; ox++) {
+          const y0 = oy * s - p, x0 = ox * s - p;
+          const poolSize = (Math.min(y0 + k, h + p) - y0) * (Math.min(x0 + k, w + p) - x0);
+          acc.fill(0);
+          let count = 0;
+          for (let iy = Math.max(y0, 0); iy < Math.min(y0 + k, h); iy++)
+            for (let ix = Math.max(x0, 0); ix < Math.min(x0 + k, w); ix++) {
+              const o = ((b * h + iy) * w + ix) * c;
+              for (let ch = 0; ch < c; ch++) acc[ch] += d[o + ch];
+              count++;
+            }
+          const mult = Math.fround(1 / (this.countIncludePad ? poolSize : count));
+          const yo = ((b * oh + oy) * ow + ox) * c;
+          for (let ch = 0; ch < c; ch++) {
+            const q = z + roundHalfEven(Math.fround((acc[ch] - z * count) * mult));
+            y[yo + ch] = q < 0 ? 0 : q > 255 ? 255 : q;
+          }
+        }
+    return new QTensor(y, [n, c, oh, ow], x.scale, x.zeroPoint, 'channels_last');
   }
   extraRepr(): string {
     return `kernel_size=${this.kernelSize}, stride=${this.stride}, padding=${this.padding}`;
@@ -240,7 +274,7 @@ export class GraphModule extends Module {
 
   /** True when some nodes run in TypeScript: float parts, pads, quantized cat / mul (no native plan then). */
   get hasFloatNodes(): boolean {
-    return this.spec.nodes.some((n) => n.float || n.op === 'pad' || n.op === 'cat' || n.op === 'mul');
+    return this.spec.nodes.some((n) => n.float || n.op === 'pad' || n.op === 'cat' || n.op === 'mul' || n.module?.type === 'AvgPool2d');
   }
 
   typeName(): string {
