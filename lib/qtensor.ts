@@ -22,13 +22,14 @@ export class QTensor {
   }
   /** Same values viewed with another shape (flatten keeps qparams, as in PyTorch). */
   reshape(shape: readonly number[]): QTensor {
-    // channels_last with a spatial size > 1: the logical (NCHW) order first, as PyTorch's reshape.
-    if (this.memoryFormat === 'channels_last' && !(this.shape[2] === 1 && this.shape[3] === 1)) return this.contiguous().reshape(shape);
+    // channels_last memory is in logical (NCHW) order only when C or H*W is 1; else permute first, as PyTorch's reshape.
+    if (this.memoryFormat === 'channels_last' && this.shape[1] !== 1 && this.shape[2] * this.shape[3] !== 1) return this.contiguous().reshape(shape);
     return new QTensor(this.data, shape, this.scale, this.zeroPoint, shape.length === 4 ? this.memoryFormat : 'contiguous');
   }
   /** The same values in contiguous (NCHW for 4-D) memory. */
   contiguous(): QTensor {
     if (this.memoryFormat === 'contiguous') return this;
+    if (this.shape[1] === 1 || this.shape[2] * this.shape[3] === 1) return new QTensor(this.data, this.shape, this.scale, this.zeroPoint, 'contiguous');
     const [n, c, h, w] = this.shape;
     const out = new Uint8Array(this.data.length), src = this.data, hw = h * w;
     for (let b = 0; b < n; b++)

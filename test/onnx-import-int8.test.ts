@@ -115,7 +115,13 @@ describe.each(cases)('%s', (_name, make) => {
       const theirs = await runOrt(f, input, level);
       expect({ level, same: bytes(ours).equals(bytes(theirs)) }).toEqual({ level, same: true });
     }
-    measured.push(`${_name}: ONNX-semantics import == ORT (disabled, all)`);
+    // For contrast (measured, not asserted): PyTorch semantics (float bias, multiply by 1/scale, torch's qadd) vs ORT.
+    const torchSem = (importOnnx(onnx).call(input) as Tensor).contiguous().data;
+    const theirs = await runOrt(f, input, 'all');
+    let differ = 0;
+    for (let i = 0; i < theirs.length; i++) if (torchSem[i] !== theirs[i]) differ++;
+    measured.push(`${_name}: ONNX-semantics import == ORT (disabled, all); PyTorch-semantics import differs from ORT on ${differ}/${theirs.length} logits`);
+    expect(differ).toBeGreaterThan(0); // so the equality above is not one both semantics would pass
     // PyTorch semantics need the float biases only our own export carries.
     expect(() => importOnnx(f, { semantics: 'pytorch' })).toThrow(/PyTorch semantics need the float biases/);
   });

@@ -139,6 +139,7 @@ describe.each([
     const unused = [...hand.namedModules()].filter(([, m]) => m instanceof InvertedResidual && !m.useResConnect).length;
     expect(compared).toBe([...qh.modules()].filter((m) => m instanceof QuantizedModule).length - unused);
     expect(compared).toBeGreaterThan(10);
+    if (process.env.PTQ_TEST_REPORT) console.log(`${file} ${qconfig}: ${compared} quantized modules with identical scale/zero_point (and int8 weights, biases)`);
     expect([...qg.modules()].filter((m) => m instanceof QFunctional).length).toBeGreaterThan(0);
     const yg = int8Logits(qg, x), yh = int8Logits(qh, x);
     expect([yg.scale, yg.zeroPoint]).toEqual([yh.scale, yh.zeroPoint]);
@@ -378,4 +379,73 @@ test('quantized cat (channels, channels_last) and mul / mul_relu equal torch 1.1
     checked += y.numel;
   }
   expect(checked).toBeGreaterThan(8000);
+});
+
+describe('hand-built graphs (TensorFlow / Keras style): Transpose as a layout change, Reshape, MatMul + Add bias, Gemm transB=0', () => {
+  const f32 = (v: number[]) => new Uint8Array(new Float32Array(v).buffer);
+  const i64 = (v: number[]) => new Uint8Array(new BigInt64Array(v.map(BigInt)).buffer);
+  function model(perm: number[]): Uint8Array {
+    const w = Array.from({ length: 4 * 3 * 3 * 3 }, (_, i) => Math.sin(i) * 0.3);
+    return encodeOnnxModel({
+      ir_version: 7, opset_import: [{ domain: '', version: 13 }], producer_name: 'test', producer_version: '0',
+      graph: {
+        name: 'g',
+        node: [
+          { name: 'conv', op_type: 'Conv', input: ['x', 'w'], output: ['c'], attribute: [{ name: 'pads', type: 7, ints: [1, 1, 1, 1] }] },
+          { name: 'relu', op_type: 'Relu', input: ['c'], output: ['r'], attribute: [] },
+          { name: 'gap', op_type: 'GlobalAveragePool', input: ['r'], output: ['p'], attribute: [] },
+          { name: 'nhwc', op_type: 'Transpose', input: ['p'], output: ['t'], attribute: [{ name: 'perm', type: 7, ints: perm }] },
+          { name: 'flat', op_type: 'Reshape', input: ['t', 'shape'], output: ['f'], attribute: [] },
+          { name: 'dense', op_type: 'MatMul', input: ['f', 'wd'], output: ['m'], attribute: [] },
+          { name: 'bias', op_type: 'Add', input: ['m', 'bd'], output: ['a'], attribute: [] },
+          { name: 'head', op_type: 'Gemm', input: ['a', 'wg'], output: ['y'], attribute: [] },
+        ],
+        initializer: [
+          { name: 'w', dims: [4, 3, 3, 3], data_type: 1, raw_data: f32(w) },
+          { name: 'shape', dims: [2], data_type: 7, raw_data: i64([0, -1]) },
+          { name: 'wd', dims: [4, 5], data_type: 1, raw_data: f32(Array.from({ length: 20 }, (_, i) => Math.cos(i))) },
+          { name: 'bd', dims: [5], data_type: 1, raw_data: f32([0.1, -0.2, 0.3, 0, 0.05]) },
+          { name: 'wg', dims: [5, 2], data_type: 1, raw_data: f32([1, -1, 0.5, 0.25, -0.5, 2, 0, 1, 1, 0]) },
+        ],
+        input: [{ name: 'x', type: { tensor_type: { elem_type: 1, shape: { dim: [{ dim_param: 'N' }, { dim_value: 3 }, { dim_value: 6 }, { dim_value: 6 }] } } } }],
+        output: [{ name: 'y', type: { tensor_type: { elem_type: 1, shape: { dim: [{ dim_param: 'N' }, { dim_value: 2 }] } } } }],
+      },
+    });
+  }
+
+  test('imports, matches ONNX Runtime in float, quantizes and runs on the native plan', async () => {
+    const bytesOnnx = model([0, 2, 3, 1]);
+    const g = importOnnx(bytesOnnx);
+    expect(g.spec.nodes.map((n) => n.module?.type ?? n.op)).toEqual(['Conv2d', 'ReLU', 'AdaptiveAvgPool2d', 'transpose', 'reshape', 'Linear', 'Linear']);
+    expect(g.spec.nodes[5].module).toEqual({ type: 'Linear', inFeatures: 4, outFeatures: 5, bias: true });
+    const x = lcgInput([3, 3, 6, 6], 30);
+    const ours = (g.call(x) as Tensor).contiguous().data;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+    const session = await ort.InferenceSession.create(Buffer.from(bytesOnnx), { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 });
+    let theirs: Float32Array;
+    try {
+      theirs = (await session.run({ x: new ort.Tensor('float32', x.data, [...x.shape]) })).y.data as Float32Array;
+    } finally {
+      await session.release();
+    }
+    for (let i = 0; i < ours.length; i++) expect(Math.abs(ours[i] - theirs[i])).toBeLessThan(1e-5 * (1 + Math.abs(theirs[i])));
+    g.fuseModel();
+    g.qconfig = qconfigByName('default');
+    prepare(g, true);
+    g.call(x);
+    const q = convert(g, true);
+    const plan = compileModel(q, { inputShape: [3, 6, 6], maxBatch: 4 });
+    expect(bytes(plan.runSync(x).data).equals(bytes((q.call(x) as Tensor).contiguous().data))).toBe(true);
+  });
+
+  test('a Transpose that moves data is refused, naming the node', () => {
+    const m = decodeOnnxModel(model([0, 2, 3, 1]));
+    m.graph.node.splice(2, 1); // no pooling: [N, 4, 6, 6] -> NHWC moves data
+    m.graph.node[2].input[0] = 'r';
+    m.graph.initializer.find((t) => t.name === 'wd')!.dims = [144, 5];
+    m.graph.initializer.find((t) => t.name === 'wd')!.raw_data = f32(new Array(720).fill(0.01));
+    const g = importOnnx(encodeOnnxModel(m));
+    expect(() => g.call(lcgInput([1, 3, 6, 6], 1))).toThrow("graph node 'nhwc' (Transpose): perm (0, 2, 3, 1) on [1, 4, 6, 6] moves data; only layout-only transposes are supported");
+  });
 });
