@@ -17,7 +17,7 @@ export { FloatFunctional } from './nn/functional';
 export { FusedModule, ConvReLU2d, ConvReLU62d, LinearReLU } from './nn/intrinsic';
 export { GraphModule, AvgPool2d, Activation, GRAPH_FORMAT, moduleFromDesc } from './nn/graph';
 export type { GraphSpec, GraphNodeSpec, ModuleDesc, GraphOp, ActivationKind } from './nn/graph';
-export { OnnxQLinearAdd, OnnxQGlobalAveragePool } from './nn/onnx-quantized';
+export { OnnxQLinearAdd, OnnxQGlobalAveragePool, OnnxQLinearConcat } from './nn/onnx-quantized';
 export { Quantize, DeQuantize, QuantizedConv2d, QuantizedLinear, QFunctional, QuantizedDropout, QuantizedModule } from './nn/quantized';
 export type { QWeight, ActQParams } from './nn/quantized';
 

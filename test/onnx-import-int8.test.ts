@@ -192,3 +192,53 @@ describe.each(cases)('%s', (_name, make) => {
     expect(() => importOnnx(encodeOnnxModel(m))).toThrow(/but the node says 0\.5/);
   });
 });
+
+test('QLinearConcat (com.microsoft) and its QDQ form: ONNX Runtime\'s outputs byte for byte (all 256 input levels, 12 output scales)', async () => {
+  const f32 = (v: number[]) => new Uint8Array(new Float32Array(v).buffer);
+  const u8 = (v: number[]) => Uint8Array.from(v);
+  const w = Int8Array.from({ length: 6 * 4 }, (_, i) => ((i * 37) % 255) - 127);
+  const build = (sc: number, zc: number) => encodeOnnxModel({
+    ir_version: 7, opset_import: [{ domain: '', version: 13 }, { domain: 'com.microsoft', version: 1 }], producer_name: 'test', producer_version: '0',
+    graph: {
+      name: 'g',
+      node: [
+        { name: 'q', op_type: 'QuantizeLinear', input: ['x', 'sa', 'za'], output: ['qa'], attribute: [] },
+        { name: 'conv', op_type: 'QLinearConv', input: ['qa', 'sa', 'za', 'w', 'sw', 'zw', 'sb', 'zb', 'b'], output: ['qb'], attribute: [] },
+        { name: 'cat', op_type: 'QLinearConcat', domain: 'com.microsoft', input: ['sc', 'zc', 'qa', 'sa', 'za', 'qb', 'sb', 'zb'], output: ['qc'], attribute: [{ name: 'axis', type: 2, i: 1 }] },
+        { name: 'dq', op_type: 'DequantizeLinear', input: ['qc', 'sc', 'zc'], output: ['y'], attribute: [] },
+      ],
+      initializer: [
+        { name: 'sa', dims: [], data_type: 1, raw_data: f32([0.02]) }, { name: 'za', dims: [], data_type: 2, raw_data: u8([128]) },
+        { name: 'w', dims: [6, 4, 1, 1], data_type: 3, raw_data: new Uint8Array(w.buffer) },
+        { name: 'sw', dims: [], data_type: 1, raw_data: f32([0.01]) }, { name: 'zw', dims: [], data_type: 3, raw_data: u8([0]) },
+        { name: 'sb', dims: [], data_type: 1, raw_data: f32([0.05]) }, { name: 'zb', dims: [], data_type: 2, raw_data: u8([100]) },
+        { name: 'b', dims: [6], data_type: 6, raw_data: new Uint8Array(new Int32Array([5, -300, 77, 0, 1000, -4]).buffer) },
+        { name: 'sc', dims: [], data_type: 1, raw_data: f32([sc]) }, { name: 'zc', dims: [], data_type: 2, raw_data: u8([zc]) },
+      ],
+      input: [{ name: 'x', type: { tensor_type: { elem_type: 1, shape: { dim: [{ dim_param: 'N' }, { dim_value: 4 }, { dim_value: 8 }, { dim_value: 8 }] } } } }],
+      output: [{ name: 'y', type: { tensor_type: { elem_type: 1, shape: { dim: [{ dim_param: 'N' }, { dim_value: 10 }, { dim_value: 8 }, { dim_value: 8 }] } } } }],
+    },
+  });
+  // Every uint8 level of the quantized input in every channel.
+  const x = new Tensor(Float32Array.from({ length: 4 * 64 * 4 }, (_, i) => ((((i * 7) + (i >> 8)) % 256) - 128) * 0.02), [4, 4, 8, 8]);
+  const run = async (bytesIn: Uint8Array, level: 'all' | 'disabled') => {
+    const session = await ort.InferenceSession.create(Buffer.from(bytesIn), { executionProviders: ['cpu'], graphOptimizationLevel: level, intraOpNumThreads: 1, interOpNumThreads: 1 });
+    try {
+      return (await session.run({ x: new ort.Tensor('float32', x.data, [...x.shape]) })).y.data as Float32Array;
+    } finally {
+      await session.release();
+    }
+  };
+  for (let k = 0; k < 12; k++) {
+    const sc = Math.fround(0.011 + 0.0173 * k * (1 + Math.sin(k))), zc = (37 * k + 11) % 256;
+    const onnxBytes = build(sc, zc);
+    const ours = (importOnnx(onnxBytes).call(x) as Tensor).contiguous().data;
+    for (const level of ['disabled', 'all'] as const) expect({ k, level, same: bytes(ours).equals(bytes(await run(onnxBytes, level))) }).toEqual({ k, level, same: true });
+    if (k < 2) {
+      const qdq = toQdq(onnxBytes);
+      const fromQdq = (importOnnx(qdq).call(x) as Tensor).contiguous().data;
+      expect(bytes(fromQdq).equals(bytes(ours))).toBe(true);
+      expect(bytes(fromQdq).equals(bytes(await run(qdq, 'all')))).toBe(true);
+    }
+  }
+});

@@ -4,7 +4,7 @@
 import { ArchitectureSpec, createModel } from '../models';
 import { Module } from '../nn/module';
 import { GRAPH_FORMAT, GraphModule, GraphSpec } from '../nn/graph';
-import { OnnxQGlobalAveragePool, OnnxQLinearAdd } from '../nn/onnx-quantized';
+import { OnnxQGlobalAveragePool, OnnxQLinearAdd, OnnxQLinearConcat } from '../nn/onnx-quantized';
 import { DeQuantize, QFunctional, QuantizedConv2d, QuantizedDropout, QuantizedLinear, Quantize, QWeight } from '../nn/quantized';
 import type { Conv2dGeometry } from '../kernels/float';
 import { readSafetensors, encodeSafetensors, writeFileAtomic } from './safetensors';
@@ -58,6 +58,7 @@ function recordOf(name: string, m: Module, tensors: Map<string, RawTensor>): Mod
   if (m instanceof Quantize) return { name, type: 'Quantize', scale: m.scale, zero_point: m.zeroPoint, ...(m.onnxDivide ? { onnx_divide: true } : {}) };
   if (m instanceof OnnxQLinearAdd) return { name, type: 'QLinearAdd', scale: m.scale, zero_point: m.zeroPoint };
   if (m instanceof OnnxQGlobalAveragePool) return { name, type: 'QLinearGlobalAveragePool', scale: m.scale, zero_point: m.zeroPoint };
+  if (m instanceof OnnxQLinearConcat) return { name, type: 'QLinearConcat', scale: m.scale, zero_point: m.zeroPoint };
   const putOnnxBias = (r: ModuleRecord, b?: Int32Array) => {
     if (!b) return r;
     tensors.set(`${name}.bias_int32`, { dtype: 'int32', shape: [b.length], data: b });
@@ -203,6 +204,7 @@ export function loadQuantizedModel(file: string | Uint8Array): { model: Module; 
       }
       case 'QLinearAdd': q = new OnnxQLinearAdd(...actQParams(r, label)); break;
       case 'QLinearGlobalAveragePool': q = new OnnxQGlobalAveragePool(...actQParams(r, label)); break;
+      case 'QLinearConcat': q = new OnnxQLinearConcat(...actQParams(r, label)); break;
       case 'DeQuantize': q = new DeQuantize(); break;
       case 'QFunctional': q = new QFunctional(...actQParams(r, label)); break;
       case 'QuantizedDropout': q = new QuantizedDropout(r.p ?? 0.5); break;

@@ -10,7 +10,7 @@
 import { AdaptiveAvgPool2d, MaxPool2d, ReLU } from '../nn/layers';
 import { GRAPH_FORMAT, GraphModule, GraphNodeSpec, GraphSpec, ModuleDesc } from '../nn/graph';
 import { Module } from '../nn/module';
-import { OnnxQGlobalAveragePool, OnnxQLinearAdd } from '../nn/onnx-quantized';
+import { OnnxQGlobalAveragePool, OnnxQLinearAdd, OnnxQLinearConcat } from '../nn/onnx-quantized';
 import { DeQuantize, QFunctional, QuantizedConv2d, QuantizedLinear, Quantize, QWeight } from '../nn/quantized';
 import { convPadding, OnnxConst, OnnxContext, OnnxImportError } from './onnx-import';
 import type { OnnxNodeProto } from './onnx-export';
@@ -282,6 +282,16 @@ export function importInt8Onnx(ctx: OnnxContext, options: Int8ImportOptions = {}
         emit(n, { name: slot(n, index), op: 'add', inputs: [a, b] }, out, m);
         return;
       }
+      case 'QLinearConcat': {
+        ctx.onlyAttrs(n, ['axis']);
+        if ((n.input.length - 2) % 3 !== 0 || n.input.length < 5) throw ctx.error(n, 'inputs must be Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) triples');
+        const out = actQ(n, 0, 1, 'output');
+        const ins: string[] = [];
+        for (let i = 2; i < n.input.length; i += 3) ins.push(quantIn(n, i, i + 1, i + 2)[0]);
+        if (pytorch) throw ctx.error(n, 'QLinearConcat has no PyTorch-semantics counterpart in ptq-node exports');
+        emit(n, { name: slot(n, index), op: 'cat', inputs: ins, axis: ctx.int(n, 'axis', 1) }, out, new OnnxQLinearConcat(out.scale, out.zeroPoint));
+        return;
+      }
       case 'QLinearGlobalAveragePool': {
         ctx.onlyAttrs(n, ['channels_last']);
         if (ctx.int(n, 'channels_last', 0)) throw ctx.error(n, 'channels_last=1 is not supported', 'channels_last');
@@ -404,8 +414,8 @@ function rewriteQdq(ctx: OnnxContext, nodes: OnnxNodeProto[]): OnnxNodeProto[] {
     return id;
   };
   for (const n of nodes) {
-    if (!['Conv', 'Gemm', 'MatMul', 'Add', 'GlobalAveragePool', 'MaxPool', 'Flatten', 'Reshape'].includes(n.op_type)) continue;
-    const acts = n.op_type === 'Add' ? [0, 1] : [0];
+    if (!['Conv', 'Gemm', 'MatMul', 'Add', 'Concat', 'GlobalAveragePool', 'MaxPool', 'Flatten', 'Reshape'].includes(n.op_type)) continue;
+    const acts = n.op_type === 'Add' ? [0, 1] : n.op_type === 'Concat' ? n.input.map((_, i) => i) : [0];
     const dqs = acts.map((i) => dqAct(n.input[i]));
     if (dqs.some((d) => !d)) continue;
     let out = n.output[0];
@@ -448,6 +458,8 @@ function rewriteQdq(ctx: OnnxContext, nodes: OnnxNodeProto[]): OnnxNodeProto[] {
       } else rewritten = { ...base, op_type: 'QGemm', domain: 'com.microsoft', input: [...xs[0], ...w, bias, q.input[1], q.input[2]], output: [out] };
     } else if (n.op_type === 'Add') {
       rewritten = { ...base, op_type: 'QLinearAdd', domain: 'com.microsoft', input: [...xs[0], ...xs[1], q.input[1], q.input[2]], output: [out] };
+    } else if (n.op_type === 'Concat') {
+      rewritten = { ...base, op_type: 'QLinearConcat', domain: 'com.microsoft', input: [q.input[1], q.input[2], ...xs.flat()], output: [out] };
     } else if (n.op_type === 'GlobalAveragePool') {
       rewritten = { ...base, op_type: 'QLinearGlobalAveragePool', domain: 'com.microsoft', input: [...xs[0], q.input[1], q.input[2]], output: [out], attribute: [] };
     } else {

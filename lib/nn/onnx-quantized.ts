@@ -81,3 +81,48 @@ export class OnnxQGlobalAveragePool extends QuantizedModule {
     return `scale=${pyFloatRepr(this.scale)}, zero_point=${this.zeroPoint}`;
   }
 }
+
+/**
+ * QLinearConcat (onnxruntime qlinearconcat.cc): inputs with the output's qparams are copied, others
+ * mapped through a 256-entry table: QuantizeLinear(f32((v - zx) * sx), sy, zy) (a true division).
+ */
+export class OnnxQLinearConcat extends QuantizedModule {
+  forward(): never {
+    throw new Error('QLinearConcat is not meant to be called: use cat');
+  }
+  cat(xs: unknown[], dim = 1): QTensor {
+    const qs = xs.map((t) => expectQ('QLinearConcat', t));
+    if (qs.length === 0) throw new RangeError('QLinearConcat needs at least one input');
+    const rank = qs[0].shape.length;
+    const d = dim < 0 ? dim + rank : dim;
+    if (rank !== 4 || d !== 1 || qs.some((q) => q.memoryFormat !== 'channels_last' || q.shape.length !== 4))
+      throw new RangeError('QLinearConcat supports the channel axis of 4-D tensors');
+    const [n, , h, w] = qs[0].shape;
+    if (qs.some((q) => q.shape[0] !== n || q.shape[2] !== h || q.shape[3] !== w)) throw new RangeError('QLinearConcat: inputs must match except on the axis');
+    const C = qs.reduce((s, q) => s + q.shape[1], 0);
+    const sy = fround(this.scale), zy = this.zeroPoint;
+    const tables = qs.map((q) => {
+      if (fround(q.scale) === sy && q.zeroPoint === zy) return null;
+      const t = new Uint8Array(256), sx = fround(q.scale);
+      for (let v = 0; v < 256; v++) t[v] = requant(fround(fround((v - q.zeroPoint) * sx) / sy), zy, 0);
+      return t;
+    });
+    const out = new Uint8Array(n * h * w * C);
+    for (let p = 0; p < n * h * w; p++) {
+      let off = 0;
+      qs.forEach((q, k) => {
+        const c = q.shape[1], base = p * c, t = tables[k];
+        if (!t) out.set(q.data.subarray(base, base + c), p * C + off);
+        else for (let ch = 0; ch < c; ch++) out[p * C + off + ch] = t[q.data[base + ch]];
+        off += c;
+      });
+    }
+    return new QTensor(out, [n, C, h, w], this.scale, this.zeroPoint, 'channels_last');
+  }
+  typeName(): string {
+    return 'QLinearConcat';
+  }
+  extraRepr(): string {
+    return `scale=${pyFloatRepr(this.scale)}, zero_point=${this.zeroPoint}`;
+  }
+}

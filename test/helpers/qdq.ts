@@ -59,6 +59,13 @@ export function toQdq(qoperator: Uint8Array): Uint8Array {
         nodes.push({ name: n.name, op_type: 'Add', domain: '', input: [dq(i[0], i[1], i[2]), dq(i[3], i[4], i[5])], output: [`${n.output[0]}__f`], attribute: [] });
         q(`${n.output[0]}__f`, i[6], i[7], n.output[0]);
         break;
+      case 'QLinearConcat': {
+        const ins: string[] = [];
+        for (let j = 2; j < i.length; j += 3) ins.push(dq(i[j], i[j + 1], i[j + 2]));
+        nodes.push({ name: n.name, op_type: 'Concat', domain: '', input: ins, output: [`${n.output[0]}__f`], attribute: n.attribute });
+        q(`${n.output[0]}__f`, i[0], i[1], n.output[0]);
+        break;
+      }
       case 'QLinearGlobalAveragePool':
         nodes.push({ name: n.name, op_type: 'GlobalAveragePool', domain: '', input: [dq(i[0], i[1], i[2])], output: [`${n.output[0]}__f`], attribute: [] });
         q(`${n.output[0]}__f`, i[3], i[4], n.output[0]);
