@@ -235,6 +235,9 @@ test('QLinearConcat (com.microsoft) and its QDQ form: ONNX Runtime\'s outputs by
     const ours = (importOnnx(onnxBytes).call(x) as Tensor).contiguous().data;
     for (const level of ['disabled', 'all'] as const) expect({ k, level, same: bytes(ours).equals(bytes(await run(onnxBytes, level))) }).toEqual({ k, level, same: true });
     if (k < 2) {
+      const { model } = loadQuantizedModel(encodeQuantizedModel(importOnnx(onnxBytes), { architecture: { arch: 'graph' }, qconfig: 'imported' }));
+      expect(model.getSubmodule('cat').typeName()).toBe('QLinearConcat');
+      expect(bytes((model.call(x) as Tensor).contiguous().data).equals(bytes(ours))).toBe(true);
       const qdq = toQdq(onnxBytes);
       const fromQdq = (importOnnx(qdq).call(x) as Tensor).contiguous().data;
       expect(bytes(fromQdq).equals(bytes(ours))).toBe(true);
