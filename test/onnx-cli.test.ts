@@ -54,6 +54,16 @@ test('ptq quantize --onnx, then ptq eval M.safetensors without the ONNX file: th
   const again = (loaded.call(test.images) as Tensor).contiguous().data;
   expect(Buffer.from(again.buffer, again.byteOffset, again.byteLength).equals(saved)).toBe(true);
 
+  // export-onnx of the imported model, then eval of that ONNX: the same logits (PyTorch semantics carried in its metadata).
+  const exported = path.join(dir, 'M.onnx');
+  const x = ptq(['export-onnx', modelFile, exported, '--json']);
+  expect(x.stderr).toBe('');
+  expect(JSON.parse(x.stdout)).toMatchObject({ dtype: 'int8', architecture: { arch: 'graph' } });
+  const logits2 = path.join(dir, 'logits2.bin');
+  const e2 = ptq(['eval', '--onnx', exported, '--dataset', `fashion-mnist:${data}`, '--limit', '20', '--batch-size', '10', '--save-logits', logits2, '--json']);
+  expect(e2.status).toBe(0);
+  expect(fs.readFileSync(logits2).equals(saved)).toBe(true);
+
   const i = ptq(['inspect', modelFile, '--json']);
   expect(i.status).toBe(0);
   const names = JSON.parse(i.stdout).modules.map((m: { name: string }) => m.name);
