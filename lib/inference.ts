@@ -99,7 +99,7 @@ export class CompiledModel {
 /** False for models with ops that run in TypeScript only (int8 ONNX models imported with ONNX semantics). */
 export function planCompatible(model: Module): boolean {
   for (const m of model.modules()) {
-    if (m instanceof GraphModule && m.hasFloatNodes) return false;
+    if (m instanceof GraphModule && m.hasTypeScriptOps) return false;
     if (m instanceof Quantize && m.onnxDivide) return false;
     if (m instanceof OnnxQLinearAdd || m instanceof OnnxQGlobalAveragePool) return false;
   }

@@ -273,7 +273,7 @@ export class GraphModule extends Module {
   }
 
   /** True when some nodes run in TypeScript: float parts, pads, quantized cat / mul (no native plan then). */
-  get hasFloatNodes(): boolean {
+  get hasTypeScriptOps(): boolean {
     return this.spec.nodes.some((n) => n.float || n.op === 'pad' || n.op === 'cat' || n.op === 'mul' || n.module?.type === 'AvgPool2d');
   }
 
