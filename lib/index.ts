@@ -14,7 +14,10 @@ export {
 export type { Conv2dOptions } from './nn/layers';
 export { QuantStub, DeQuantStub } from './nn/stubs';
 export { FloatFunctional } from './nn/functional';
-export { FusedModule, ConvReLU2d, LinearReLU } from './nn/intrinsic';
+export { FusedModule, ConvReLU2d, ConvReLU62d, LinearReLU } from './nn/intrinsic';
+export { GraphModule, AvgPool2d, Activation, GRAPH_FORMAT, moduleFromDesc } from './nn/graph';
+export type { GraphSpec, GraphNodeSpec, ModuleDesc, GraphOp, ActivationKind } from './nn/graph';
+export { OnnxQLinearAdd, OnnxQGlobalAveragePool, OnnxQLinearConcat } from './nn/onnx-quantized';
 export { Quantize, DeQuantize, QuantizedConv2d, QuantizedLinear, QFunctional, QuantizedDropout, QuantizedModule } from './nn/quantized';
 export type { QWeight, ActQParams } from './nn/quantized';
 
@@ -55,6 +58,7 @@ export type { PtqMethods, PtqOptions, PtqResult } from './quantization/pipeline'
 // Models
 export { mobilenetV2, MobileNetV2, InvertedResidual, ConvBNReLU, resnet18, resnet50, ResNet, BasicBlock, Bottleneck, createModel, ARCHITECTURES } from './models';
 export type { ArchitectureSpec, FusableModel, Architecture } from './models';
+export type { GraphArchitecture } from './io/model-file';
 
 // Data and evaluation
 export { FashionMnist, ImageFolder, IMAGE_EXTENSIONS, dataLoader, openDataset, FASHION_MNIST_PREPROCESS } from './data/datasets';
@@ -78,9 +82,11 @@ export {
 export type { ImagePreprocess, Pixels } from './io/images';
 export type { QuantizedModelInfo, QuantizedModelFile, ModuleRecord } from './io/model-file';
 export type { OnnxExportOptions } from './io/onnx-export';
+export { importOnnx, OnnxImportError, SUPPORTED_FLOAT_OPS, FLOAT_ONLY_OPS } from './io/onnx-import';
+export type { OnnxImportOptions } from './io/onnx-import';
 
 // Fast inference (native plans)
-export { compileModel, CompiledModel } from './inference';
+export { compileModel, CompiledModel, planCompatible } from './inference';
 export type { CompileOptions } from './inference';
 
 // HTTP serving (ptq serve)

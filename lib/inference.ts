@@ -9,6 +9,9 @@ import { TracingBackend } from './kernels/plan';
 import { Module } from './nn/module';
 import { floatIslands } from './nn/float-island';
 import { Tensor } from './tensor';
+import { Quantize } from './nn/quantized';
+import { GraphModule } from './nn/graph';
+import { OnnxQGlobalAveragePool, OnnxQLinearAdd } from './nn/onnx-quantized';
 
 /** Options of compileModel. */
 export interface CompileOptions {
@@ -94,8 +97,21 @@ export class CompiledModel {
   }
 }
 
+/** False for models with ops that run in TypeScript only (int8 ONNX models imported with ONNX semantics). */
+export function planCompatible(model: Module): boolean {
+  for (const m of model.modules()) {
+    if (m instanceof GraphModule && m.hasTypeScriptOps) return false;
+    if (m instanceof Quantize && m.onnxDivide) return false;
+    if (m instanceof OnnxQLinearAdd || m instanceof OnnxQGlobalAveragePool) return false;
+  }
+  return true;
+}
+
 /** Compiles a converted (quantized) model into a native plan by tracing one forward pass. */
 export function compileModel(model: Module, o: CompileOptions): CompiledModel {
+  if (!planCompatible(model))
+    throw new Error('compileModel: the model has ops that run in TypeScript only (float parts, explicit asymmetric pads or quantized Concat / Mul / AveragePool of an imported graph, or an int8 ONNX model ' +
+      'imported with ONNX semantics: QuantizeLinear by division, QLinearAdd, QLinearGlobalAveragePool); run it with model.call()');
   if (!Array.isArray(o.inputShape) || o.inputShape.length === 0) throw invalidType('inputShape', 'a non-empty array', o.inputShape);
   o.inputShape.forEach((d, i) => checkInt(`inputShape[${i}]`, d, 1, 1 << 20));
   const maxBatch = checkInt('maxBatch', o.maxBatch ?? 16, 1, 4096);

@@ -22,9 +22,22 @@ export class QTensor {
   }
   /** Same values viewed with another shape (flatten keeps qparams, as in PyTorch). */
   reshape(shape: readonly number[]): QTensor {
-    if (this.memoryFormat === 'channels_last' && !(this.shape[2] === 1 && this.shape[3] === 1))
-      throw new RangeError('reshape of a channels_last QTensor with spatial size > 1 is not supported');
+    // channels_last memory is in logical (NCHW) order only when C or H*W is 1; else permute first, as PyTorch's reshape.
+    if (this.memoryFormat === 'channels_last' && this.shape[1] !== 1 && this.shape[2] * this.shape[3] !== 1) return this.contiguous().reshape(shape);
     return new QTensor(this.data, shape, this.scale, this.zeroPoint, shape.length === 4 ? this.memoryFormat : 'contiguous');
+  }
+  /** The same values in contiguous (NCHW for 4-D) memory. */
+  contiguous(): QTensor {
+    if (this.memoryFormat === 'contiguous') return this;
+    if (this.shape[1] === 1 || this.shape[2] * this.shape[3] === 1) return new QTensor(this.data, this.shape, this.scale, this.zeroPoint, 'contiguous');
+    const [n, c, h, w] = this.shape;
+    const out = new Uint8Array(this.data.length), src = this.data, hw = h * w;
+    for (let b = 0; b < n; b++)
+      for (let p = 0; p < hw; p++) {
+        const so = (b * hw + p) * c;
+        for (let ch = 0; ch < c; ch++) out[(b * c + ch) * hw + p] = src[so + ch];
+      }
+    return new QTensor(out, this.shape, this.scale, this.zeroPoint, 'contiguous');
   }
   /** mean over dims [2, 3] (the tutorial's x.mean([2, 3])), keeping the qparams as PyTorch does. */
   mean(dims: readonly number[], keepdim = false): QTensor {

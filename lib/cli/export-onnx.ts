@@ -33,7 +33,7 @@ export function exportOnnxFile(model: string | undefined, out: string, a: Export
     if (a.float) throw new Error('--float exports a float model: give --arch and --weights instead of a quantized model file');
     const l = loadQuantizedModel(model);
     m = l.model;
-    spec = l.info.architecture;
+    spec = l.info.architecture as ArchitectureSpec; // or { arch: 'graph' }: an imported ONNX model
   } else {
     if (!a.arch || !a.weights) throw new Error('give a quantized model file, or --arch and --weights (with --float) for a float model');
     if (!(ARCHITECTURES as readonly string[]).includes(a.arch)) throw new Error(`unknown --arch '${a.arch}'; expected one of ${ARCHITECTURES.join(', ')}`);

@@ -1,12 +1,12 @@
 // Shared CLI option parsing.
 import type { Command } from 'commander';
-import { Dataset, ImageFolder, openDataset } from '../data/datasets';
+import { Dataset, FASHION_MNIST_PREPROCESS, GreyPreprocess, ImageFolder, openDataset } from '../data/datasets';
 import { ImagePreprocess, IMAGENET_PREPROCESS, PREPROCESS_PRESETS, validatePreprocess } from '../io/images';
 import { setFloatKernels } from '../kernels/float-select';
 import { referenceFloatKernels } from '../kernels/reference/float';
 import { setDefaultBackend } from '../kernels/default';
 import type { Classifier } from '../evaluate';
-import { compileModel } from '../inference';
+import { compileModel, planCompatible } from '../inference';
 import { Module } from '../nn/module';
 import { floatIslands } from '../nn/float-island';
 import { Quantize } from '../nn/quantized';
@@ -33,13 +33,15 @@ export function selectBackend(name: string): void {
 export function runnerFor(model: Module, sampleShape: number[], backend: string, batchSize: number): Classifier {
   const quantized = [...model.modules()].some((m) => m instanceof Quantize);
   // mixed-precision models (float islands) run module by module: plans hold int8 layers only
-  if (backend !== 'native' || !quantized || floatIslands(model).length) return model;
+  if (backend !== 'native' || !quantized || floatIslands(model).length || !planCompatible(model)) return model;
   const compiled = compileModel(model, { inputShape: sampleShape, maxBatch: batchSize });
   return { call: (x: unknown) => compiled.runSync(x as Tensor) };
 }
 
 /** The image preprocessing options shared by quantize, eval and serve. */
 export interface PreprocessArgs {
+  /** Fashion-MNIST (IDX) datasets: resize to size x size. */
+  size?: string;
   preprocess?: string;
   resize?: string;
   crop?: string;
@@ -49,16 +51,17 @@ export interface PreprocessArgs {
   channels?: string;
 }
 
-/** Adds --preprocess/--resize/--crop/--mean/--std/--grayscale/--channels to a command. */
+/** Adds the preprocessing options (image folders and Fashion-MNIST) to a command. */
 export function addPreprocessOptions(c: Command): Command {
   return c
-    .option('--preprocess <preset>', `image preprocessing preset (${Object.keys(PREPROCESS_PRESETS).join(', ')}); the options below override it`)
-    .option('--resize <n>', "resize the shorter side to n (bilinear, antialiased, as torchvision on PIL); 'none' to skip")
-    .option('--crop <size>', "center crop: n or HxW; 'none' to skip")
-    .option('--mean <list>', 'normalization mean, one value or one per channel (comma separated)')
-    .option('--std <list>', 'normalization std, one value or one per channel')
-    .option('--grayscale', 'convert images to grey first (PIL L) and replicate to --channels')
-    .option('--channels <n>', 'model input channels: 1 or 3');
+    .option('--preprocess <preset>', `image folders: preprocessing preset (${Object.keys(PREPROCESS_PRESETS).join(', ')}); the options below override it`)
+    .option('--resize <n>', "image folders: resize the shorter side to n (bilinear, antialiased, as torchvision on PIL); 'none' to skip")
+    .option('--crop <size>', "image folders: center crop, n or HxW; 'none' to skip")
+    .option('--size <n>', 'fashion-mnist: resize images to n x n (bilinear, as F.interpolate(align_corners=False)); default: 28, or the ONNX input size')
+    .option('--mean <list>', 'normalization mean, one value or one per channel (fashion-mnist default 0.286)')
+    .option('--std <list>', 'normalization std, one value or one per channel (fashion-mnist default 0.353)')
+    .option('--grayscale', 'image folders: convert images to grey first (PIL L) and replicate to --channels')
+    .option('--channels <n>', 'model input channels (image folders: 1 or 3; fashion-mnist: grey replicated to n, default 3 or the ONNX input channels)');
 }
 
 /** The preprocessing from the options: the preset (default `fallback`) with overrides applied. */
@@ -98,9 +101,57 @@ export function preprocessFromArgs(a: PreprocessArgs, fallback: ImagePreprocess 
   }
 }
 
-/** Opens --dataset with the preprocessing options and decodes the first `count` images of an image folder. */
-export async function openDatasetFromArgs(spec: string, split: 'train' | 'test', a: PreprocessArgs, count?: number): Promise<Dataset> {
-  const ds = openDataset(spec, split, { preprocess: spec.startsWith('imagefolder:') ? preprocessFromArgs(a) : undefined });
+/** True when an option that changes the Fashion-MNIST preprocessing was given. */
+export function hasGreyOptions(a: PreprocessArgs): boolean {
+  return a.size !== undefined || a.mean !== undefined || a.std !== undefined || a.channels !== undefined;
+}
+
+function floatList(name: string, v: string): number[] {
+  const a = v.split(',').map((x) => Number(x.trim()));
+  if (a.length === 0 || a.some((x) => !Number.isFinite(x))) throw new Error(`${name} must be a number or a comma-separated list of numbers, got '${v}'`);
+  return a;
+}
+
+/**
+ * The Fashion-MNIST preprocessing from --size/--mean/--std/--channels over defaults: the shipped
+ * model's normalization, `stored` (what a model file recorded at quantize time) and the static
+ * input shape of an ONNX graph ([N, C, H, W]: channels C, size H when H == W).
+ */
+export function greyPreprocessFromArgs(a: PreprocessArgs, o: { stored?: GreyPreprocess; inputShape?: (number | null)[] } = {}): GreyPreprocess {
+  const p: GreyPreprocess = { ...FASHION_MNIST_PREPROCESS, ...(o.stored ?? {}) };
+  const s = o.inputShape;
+  if (!o.stored && s && s.length === 4) {
+    if (s[1]) p.channels = s[1];
+    if (s[2] && s[2] === s[3]) p.size = s[2];
+  }
+  if (a.channels !== undefined) p.channels = positiveInt('--channels', a.channels);
+  if (a.size !== undefined) p.size = positiveInt('--size', a.size);
+  if (a.mean !== undefined) p.mean = floatList('--mean', a.mean);
+  if (a.std !== undefined) p.std = floatList('--std', a.std);
+  if (s && s.length === 4) {
+    if (s[1] && s[1] !== p.channels) throw new Error(`the ONNX model takes ${s[1]} input channels, --channels is ${p.channels}`);
+    if (s[2] && p.size && s[2] !== p.size) throw new Error(`the ONNX model takes ${s[2]}x${s[3]} inputs, --size is ${p.size}`);
+  }
+  return p;
+}
+
+/** Parses --fallback. */
+export function fallbackOf(v: string | undefined): 'error' | 'float' {
+  if (v === undefined || v === 'error') return 'error';
+  if (v === 'float') return 'float';
+  throw new Error(`--fallback must be 'error' or 'float', got '${v}'`);
+}
+
+/**
+ * Opens --dataset with the preprocessing options (an image folder: `preprocessFromArgs` over
+ * `image`, e.g. what a model file recorded; Fashion-MNIST: `grey` when given) and decodes the first
+ * `count` images of an image folder.
+ */
+export async function openDatasetFromArgs(
+  spec: string, split: 'train' | 'test', a: PreprocessArgs, count?: number, grey?: GreyPreprocess, image?: ImagePreprocess,
+): Promise<Dataset> {
+  const folder = spec.startsWith('imagefolder:');
+  const ds = openDataset(spec, split, folder ? { preprocess: preprocessFromArgs(a, image) } : { grey });
   if (ds instanceof ImageFolder) await ds.load(0, count ?? ds.length);
   return ds;
 }

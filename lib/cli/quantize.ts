@@ -1,23 +1,31 @@
-// `ptq quantize`: float weights + calibration data -> converted int8 model file.
+// `ptq quantize`: float weights (zoo architecture) or a float ONNX model + calibration data ->
+// converted int8 model file.
 import * as fs from 'fs';
+import * as path from 'path';
 import { Command } from 'commander';
-import { ImageFolder } from '../data/datasets';
-import { saveQuantizedModel } from '../io/model-file';
-import { ARCHITECTURES, ArchitectureSpec } from '../models';
+import { GreyPreprocess, ImageFolder } from '../data/datasets';
+import { importOnnx } from '../io/onnx-import';
+import { GraphArchitecture, saveQuantizedModel } from '../io/model-file';
+import { ARCHITECTURES, ArchitectureSpec, FusableModel } from '../models';
+import { GraphModule } from '../nn/graph';
+import { Quantize } from '../nn/quantized';
 import { packageVersion } from '../version';
 import { loadFloatModel, QCONFIG_NAMES, qconfigByName } from '../workflow';
 import { candidateLabel, parseConfigLabel, quantizeMixed, searchBest } from '../quantization/best';
 import { PtqMethods, ptqQuantize } from '../quantization/pipeline';
 import { fullRangeWarning } from '../quantization/qconfig-extra';
 import { loadNative } from '../kernels/native';
-import { addPreprocessOptions, openDatasetFromArgs, positiveInt, PreprocessArgs, selectBackend } from './options';
+import { addPreprocessOptions, fallbackOf, greyPreprocessFromArgs, hasGreyOptions, openDatasetFromArgs, positiveInt, PreprocessArgs, selectBackend } from './options';
 import { progressBar } from './progress';
 
 interface QuantizeArgs extends PreprocessArgs {
   labels?: string;
-  arch: string;
+  arch?: string;
+  onnx?: string;
+  relu6: string;
+  fallback: string;
   numClasses: string;
-  weights: string;
+  weights?: string;
   dataset: string;
   calibBatches: string;
   batchSize: string;
@@ -33,13 +41,40 @@ interface QuantizeArgs extends PreprocessArgs {
   candidates?: string;
 }
 
+/**
+ * The float model to quantize (zoo architecture with weights, or an ONNX graph): a factory (the
+ * 'best' search and mixed precision quantize several fresh copies), how to describe it in the model
+ * file, and the Fashion-MNIST preprocessing when the options or the ONNX input shape set one.
+ */
+function floatModelFromArgs(a: QuantizeArgs): { create: () => FusableModel; spec: ArchitectureSpec | GraphArchitecture; grey?: GreyPreprocess } {
+  if (a.onnx) {
+    const file = a.onnx;
+    if (a.arch || a.weights) throw new Error('give either --onnx or --arch/--weights, not both');
+    if (a.relu6 !== 'relu' && a.relu6 !== 'clamp') throw new Error(`--relu6 must be 'relu' or 'clamp', got '${a.relu6}'`);
+    const relu6 = a.relu6, fallback = fallbackOf(a.fallback);
+    const create = (): GraphModule => importOnnx(file, { relu6, fallback });
+    const model = create();
+    if ([...model.modules()].some((m) => m instanceof Quantize))
+      throw new Error(`${file} is already an int8 model; evaluate it with \`ptq eval --onnx ${file}\``);
+    return { create, spec: { arch: 'graph', source: path.basename(file) }, grey: greyPreprocessFromArgs(a, { inputShape: model.spec.inputShape }) };
+  }
+  if (!a.arch || !a.weights) throw new Error('give --arch and --weights (a zoo architecture), or --onnx FILE');
+  if (!(ARCHITECTURES as readonly string[]).includes(a.arch)) throw new Error(`unknown --arch '${a.arch}'; expected one of ${ARCHITECTURES.join(', ')}`);
+  const spec: ArchitectureSpec = { arch: a.arch as ArchitectureSpec['arch'], numClasses: positiveInt('--num-classes', a.numClasses) };
+  const weights = a.weights;
+  return { create: () => loadFloatModel(spec, weights), spec, grey: hasGreyOptions(a) ? greyPreprocessFromArgs(a) : undefined };
+}
+
 /** Registers `ptq quantize` on the program. */
 export function registerQuantize(p: Command): void {
   const c = p.command('quantize')
-    .description('calibrate a float model on training images and write the converted int8 model (.safetensors)')
-    .requiredOption('--arch <name>', `architecture (${ARCHITECTURES.join(', ')})`)
-    .option('--num-classes <n>', 'number of classes', '1000')
-    .requiredOption('--weights <file>', 'float weights: PyTorch .pth state_dict or .safetensors')
+    .description('calibrate a float model (zoo architecture + weights, or an ONNX file) on training images and write the converted int8 model (.safetensors)')
+    .option('--arch <name>', `architecture (${ARCHITECTURES.join(', ')}); or --onnx`)
+    .option('--onnx <file>', 'a float ONNX model (opsets 11-17) instead of --arch/--weights')
+    .option('--fallback <mode>', "ONNX ops ptq-node cannot quantize: 'error', or 'float' to keep them in float between DeQuantize and Quantize", 'error')
+    .option('--relu6 <mode>', "ONNX ReLU6 (Clip 0..6): 'clamp' keeps it (quantized as a clamp), 'relu' replaces it by ReLU as the PyTorch tutorial does", 'clamp')
+    .option('--num-classes <n>', 'number of classes (with --arch)', '1000')
+    .option('--weights <file>', 'float weights: PyTorch .pth state_dict or .safetensors (with --arch)')
     .requiredOption('--dataset <spec>', "calibration data: 'fashion-mnist:DIR' or 'imagefolder:DIR' (train split, file order)")
     .option('--calib-batches <n>', 'calibration batches', '10')
     .option('--batch-size <n>', 'calibration batch size', '30')
@@ -57,8 +92,7 @@ export function registerQuantize(p: Command): void {
   addPreprocessOptions(c)
     .action(async (a: QuantizeArgs) => {
       selectBackend(a.backend);
-      const spec: ArchitectureSpec = { arch: a.arch as ArchitectureSpec['arch'], numClasses: positiveInt('--num-classes', a.numClasses) };
-      if (!(ARCHITECTURES as readonly string[]).includes(a.arch)) throw new Error(`unknown --arch '${a.arch}'; expected one of ${ARCHITECTURES.join(', ')}`);
+      const { create, spec, grey } = floatModelFromArgs(a);
       const best = a.qconfig === 'best';
       if (!best) qconfigByName(a.qconfig); // validates the name
       const bc = a.biasCorrection;
@@ -66,11 +100,10 @@ export function registerQuantize(p: Command): void {
       const calibBatches = positiveInt('--calib-batches', a.calibBatches), batchSize = positiveInt('--batch-size', a.batchSize);
       const heldOut = positiveInt('--held-out', a.heldOut);
       // Image folders decode what is used up front: the calibration images (and the held-out ones for 'best').
-      const ds = await openDatasetFromArgs(a.dataset, 'train', a, calibBatches * batchSize + (best ? heldOut : 0));
+      const ds = await openDatasetFromArgs(a.dataset, 'train', a, calibBatches * batchSize + (best ? heldOut : 0), grey);
       const total = Math.min(calibBatches * batchSize, ds.length);
       const labels = a.labels ? readLabels(a.labels) : ds instanceof ImageFolder ? ds.classes : undefined;
       const t0 = Date.now();
-      const create = () => loadFloatModel(spec, a.weights);
       let qconfigName = a.qconfig;
       let methods: PtqMethods = { equalize: !!a.equalize, absorbBias: !!a.absorbBias, biasCorrection: bc as PtqMethods['biasCorrection'] };
       const extra: Record<string, unknown> = {};
@@ -108,8 +141,9 @@ export function registerQuantize(p: Command): void {
       saveQuantizedModel(a.out, q, {
         architecture: spec, qconfig: String(qconfig),
         provenance: {
-          tool: `ptq-node ${packageVersion()}`, weights: a.weights, dataset: a.dataset, calibImages: total, batchSize, qconfigName,
-          methods: { ...methods, floatModules }, label, ...(best ? { best: extra.best, heldOut: extra.heldOut } : {}),
+          tool: `ptq-node ${packageVersion()}`, ...(a.onnx ? { onnx: a.onnx } : { weights: a.weights }), dataset: a.dataset,
+          calibImages: total, batchSize, qconfigName, methods: { ...methods, floatModules }, label,
+          ...(best ? { best: extra.best, heldOut: extra.heldOut } : {}), ...(grey ? { preprocess: grey } : {}),
         },
         ...(labels ? { labels } : {}),
         ...(ds instanceof ImageFolder ? { preprocess: ds.preprocess } : {}),

@@ -24,11 +24,47 @@ export interface Dataset {
   batch(start: number, count: number): Batch;
 }
 
-/** Preprocessing of grey images: x/255, (x - mean)/std in float32, replicated to `channels`. */
+/**
+ * Preprocessing of grey images: x/255, optionally resized to size x size, replicated to `channels`,
+ * (x - mean[c]) / std[c] in float32 (one mean/std for all channels, or one per channel).
+ */
 export interface GreyPreprocess {
-  mean: number;
-  std: number;
+  mean: number | number[];
+  std: number | number[];
   channels: number;
+  /** Square output size; the resize is bilinear with half-pixel centers (F.interpolate(mode='bilinear', align_corners=False), no antialiasing). */
+  size?: number;
+}
+
+function perChannel(v: number | number[], channels: number, what: string): number[] {
+  const a = typeof v === 'number' ? new Array(channels).fill(v) : v;
+  if (a.length === 1) return new Array(channels).fill(a[0]);
+  if (a.length !== channels) throw new RangeError(`${what} has ${a.length} values for ${channels} channels`);
+  return a;
+}
+
+/** Bilinear resize of one float plane (align_corners=False, as torch.nn.functional.interpolate). */
+export function resizeBilinear(src: Float32Array, h: number, w: number, oh: number, ow: number): Float32Array {
+  const out = new Float32Array(oh * ow);
+  const sy = h / oh, sx = w / ow;
+  const coord = (o: number, scale: number, size: number): [number, number, number] => {
+    const r = Math.max(Math.fround(Math.fround(scale * (o + 0.5)) - 0.5), 0);
+    const i0 = Math.min(Math.floor(r), size - 1);
+    const i1 = Math.min(i0 + 1, size - 1);
+    const l = Math.fround(r - i0);
+    return [i0, i1, l];
+  };
+  for (let y = 0; y < oh; y++) {
+    const [y0, y1, ly] = coord(y, sy, h);
+    for (let x = 0; x < ow; x++) {
+      const [x0, x1, lx] = coord(x, sx, w);
+      const f = Math.fround;
+      const top = f(f(f(1 - lx) * src[y0 * w + x0]) + f(lx * src[y0 * w + x1]));
+      const bot = f(f(f(1 - lx) * src[y1 * w + x0]) + f(lx * src[y1 * w + x1]));
+      out[y * ow + x] = f(f(f(1 - ly) * top) + f(ly * bot));
+    }
+  }
+  return out;
 }
 
 /** Fashion-MNIST's preprocessing for the shipped model (issue 3). */
@@ -45,7 +81,10 @@ export class FashionMnist implements Dataset {
   readonly width: number;
   private readonly images: Uint8Array;
   private readonly labels: Uint8Array;
-  private readonly lut: Float32Array;
+  private readonly luts: Float32Array[];
+  private readonly size?: number;
+  private readonly mean: number[];
+  private readonly std: number[];
 
   constructor(readonly dir: string, readonly split: 'train' | 'test', readonly preprocess: GreyPreprocess = FASHION_MNIST_PREPROCESS) {
     const d = loadFashionMnist(path.resolve(dir), split);
@@ -54,30 +93,59 @@ export class FashionMnist implements Dataset {
     this.length = d.count;
     this.height = d.height;
     this.width = d.width;
-    const mean = fround(preprocess.mean), std = fround(preprocess.std);
-    this.lut = new Float32Array(256);
-    for (let v = 0; v < 256; v++) this.lut[v] = fround(fround(fround(v / 255) - mean) / std);
+    if (!Number.isInteger(preprocess.channels) || preprocess.channels < 1) throw new RangeError(`channels must be a positive integer, got ${preprocess.channels}`);
+    this.mean = perChannel(preprocess.mean, preprocess.channels, 'mean').map(fround);
+    this.std = perChannel(preprocess.std, preprocess.channels, 'std').map(fround);
+    if (this.std.some((v) => !(v > 0))) throw new RangeError('std values must be positive');
+    if (preprocess.size !== undefined && (!Number.isInteger(preprocess.size) || preprocess.size < 1)) throw new RangeError(`size must be a positive integer, got ${preprocess.size}`);
+    this.size = preprocess.size !== undefined && (preprocess.size !== this.height || preprocess.size !== this.width) ? preprocess.size : undefined;
+    this.luts = this.mean.map((m, c) => {
+      const lut = new Float32Array(256);
+      for (let v = 0; v < 256; v++) lut[v] = fround(fround(fround(v / 255) - m) / this.std[c]);
+      return lut;
+    });
+  }
+
+  /** The first channel's pixel table (all channels share it with one mean/std). */
+  get lut(): Float32Array {
+    return this.luts[0];
   }
 
   get sampleShape(): number[] {
-    return [this.preprocess.channels, this.height, this.width];
+    const s = this.size;
+    return [this.preprocess.channels, s ?? this.height, s ?? this.width];
   }
 
   batch(start: number, count: number): Batch {
     const n = Math.max(0, Math.min(count, this.length - start));
     const c = this.preprocess.channels, hw = this.height * this.width;
-    const out = new Float32Array(n * c * hw);
-    const lut = this.lut, img = this.images;
-    for (let b = 0; b < n; b++) {
-      const src = (start + b) * hw;
-      for (let ch = 0; ch < c; ch++) {
-        const dst = (b * c + ch) * hw;
-        for (let p = 0; p < hw; p++) out[dst + p] = lut[img[src + p]];
-      }
-    }
+    const [, oh, ow] = this.sampleShape;
+    const out = new Float32Array(n * c * oh * ow);
+    const img = this.images;
     const labels = new Int32Array(n);
     for (let b = 0; b < n; b++) labels[b] = this.labels[start + b];
-    return { images: new Tensor(out, [n, c, this.height, this.width]), labels };
+    if (this.size === undefined) {
+      for (let b = 0; b < n; b++) {
+        const src = (start + b) * hw;
+        for (let ch = 0; ch < c; ch++) {
+          const dst = (b * c + ch) * hw, lut = this.luts[ch];
+          for (let p = 0; p < hw; p++) out[dst + p] = lut[img[src + p]];
+        }
+      }
+      return { images: new Tensor(out, [n, c, oh, ow]), labels };
+    }
+    // ToTensor, resize, normalize (torchvision order with a tensor Resize).
+    const plane = new Float32Array(hw);
+    for (let b = 0; b < n; b++) {
+      const src = (start + b) * hw;
+      for (let p = 0; p < hw; p++) plane[p] = fround(img[src + p] / 255);
+      const r = resizeBilinear(plane, this.height, this.width, oh, ow);
+      for (let ch = 0; ch < c; ch++) {
+        const dst = (b * c + ch) * oh * ow, m = this.mean[ch], sd = this.std[ch];
+        for (let p = 0; p < oh * ow; p++) out[dst + p] = fround(fround(r[p] - m) / sd);
+      }
+    }
+    return { images: new Tensor(out, [n, c, oh, ow]), labels };
   }
 }
 
@@ -193,6 +261,8 @@ function walkImages(dir: string): string[] {
 export interface OpenDatasetOptions {
   /** Image preprocessing (imagefolder only; default ImageNet's). */
   preprocess?: ImagePreprocess;
+  /** Fashion-MNIST preprocessing (fashion-mnist only; default the shipped model's). */
+  grey?: GreyPreprocess;
 }
 
 /**
@@ -205,7 +275,7 @@ export function openDataset(spec: string, split: 'train' | 'test', o: OpenDatase
   const kind = i < 0 ? spec : spec.slice(0, i);
   const dir = i < 0 ? '' : spec.slice(i + 1);
   if (!dir && (kind === 'fashion-mnist' || kind === 'imagefolder')) throw new RangeError(`--dataset ${kind} needs a directory: '${kind}:DIR'`);
-  if (kind === 'fashion-mnist') return new FashionMnist(dir, split);
+  if (kind === 'fashion-mnist') return new FashionMnist(dir, split, o.grey ?? FASHION_MNIST_PREPROCESS);
   if (kind === 'imagefolder') {
     const sub = (split === 'train' ? ['train'] : ['val', 'test']).map((s) => path.join(dir, s)).find((d) => fs.existsSync(d) && fs.statSync(d).isDirectory());
     return new ImageFolder(sub ?? dir, o.preprocess ?? IMAGENET_PREPROCESS);

@@ -4,6 +4,8 @@
 import { ArchitectureSpec, createModel } from '../models';
 import { Module } from '../nn/module';
 import { fuseStructureOnly } from '../quantization/fuse';
+import { GRAPH_FORMAT, GraphModule, GraphSpec } from '../nn/graph';
+import { OnnxQGlobalAveragePool, OnnxQLinearAdd, OnnxQLinearConcat } from '../nn/onnx-quantized';
 import { DeQuantize, QFunctional, QuantizedConv2d, QuantizedDropout, QuantizedLinear, Quantize, QWeight } from '../nn/quantized';
 import type { Conv2dGeometry } from '../kernels/float';
 import type { ImagePreprocess } from './images';
@@ -29,11 +31,25 @@ export interface ModuleRecord {
   qscheme?: string;
   bias?: boolean;
   p?: number;
+  /** Upper clamp of a fused ReLU6 conv (QuantizedConvReLU62d), in float. */
+  clamp_max?: number;
+  /** Quantize with ONNX QuantizeLinear's division (imported int8 ONNX). */
+  onnx_divide?: boolean;
+  /** Conv / linear with ONNX's int32 bias (tensor `<name>.bias_int32`) instead of a float one. */
+  onnx_bias?: boolean;
+}
+
+/** The architecture of a model imported from ONNX: its graph is stored in the file (metadata 'graph'). */
+export interface GraphArchitecture {
+  arch: 'graph';
+  /** Where the graph came from (e.g. the ONNX file name). */
+  source?: string;
 }
 
 /** What the file holds besides the tensors. */
 export interface QuantizedModelInfo {
-  architecture: ArchitectureSpec;
+  /** A zoo architecture, or { arch: 'graph' } for a GraphModule (imported ONNX), whose graph is stored too. */
+  architecture: ArchitectureSpec | GraphArchitecture;
   qconfig: string;
   /** Free-form provenance (tool version, calibration data). */
   provenance?: Record<string, unknown>;
@@ -64,19 +80,29 @@ function recordOf(name: string, m: Module, tensors: Map<string, RawTensor>): Mod
     if (l.bias) tensors.set(`${name}.float_bias`, { dtype: 'float32', shape: [...l.bias.shape], data: l.bias.data });
     return { name, type: 'FloatIsland', bias: !!l.bias };
   }
-  if (m instanceof Quantize) return { name, type: 'Quantize', scale: m.scale, zero_point: m.zeroPoint };
+  if (m instanceof Quantize) return { name, type: 'Quantize', scale: m.scale, zero_point: m.zeroPoint, ...(m.onnxDivide ? { onnx_divide: true } : {}) };
+  if (m instanceof OnnxQLinearAdd) return { name, type: 'QLinearAdd', scale: m.scale, zero_point: m.zeroPoint };
+  if (m instanceof OnnxQGlobalAveragePool) return { name, type: 'QLinearGlobalAveragePool', scale: m.scale, zero_point: m.zeroPoint };
+  if (m instanceof OnnxQLinearConcat) return { name, type: 'QLinearConcat', scale: m.scale, zero_point: m.zeroPoint };
+  const putOnnxBias = (r: ModuleRecord, b?: Int32Array) => {
+    if (!b) return r;
+    tensors.set(`${name}.bias_int32`, { dtype: 'int32', shape: [b.length], data: b });
+    return { ...r, onnx_bias: true };
+  };
   if (m instanceof DeQuantize) return { name, type: 'DeQuantize' };
   if (m instanceof QFunctional) return { name, type: 'QFunctional', scale: m.scale, zero_point: m.zeroPoint };
   if (m instanceof QuantizedDropout) return { name, type: 'QuantizedDropout', p: m.p };
   if (m instanceof QuantizedConv2d) {
     putWeight(m.weight);
     if (m.bias) tensors.set(`${name}.bias`, { dtype: 'float32', shape: [m.bias.length], data: m.bias });
-    return { name, type: m.typeName(), scale: m.scale, zero_point: m.zeroPoint, geometry: m.geometry, qscheme: m.weight.qscheme, bias: !!m.bias };
+    const r: ModuleRecord = { name, type: m.typeName(), scale: m.scale, zero_point: m.zeroPoint, geometry: m.geometry, qscheme: m.weight.qscheme, bias: !!m.bias };
+    if (m.clampMax !== undefined) r.clamp_max = m.clampMax;
+    return putOnnxBias(r, m.onnxBias);
   }
   if (m instanceof QuantizedLinear) {
     putWeight(m.weight);
     if (m.bias) tensors.set(`${name}.bias`, { dtype: 'float32', shape: [m.bias.length], data: m.bias });
-    return { name, type: m.typeName(), scale: m.scale, zero_point: m.zeroPoint, in_features: m.inFeatures, out_features: m.outFeatures, qscheme: m.weight.qscheme, bias: !!m.bias };
+    return putOnnxBias({ name, type: m.typeName(), scale: m.scale, zero_point: m.zeroPoint, in_features: m.inFeatures, out_features: m.outFeatures, qscheme: m.weight.qscheme, bias: !!m.bias }, m.onnxBias);
   }
   return null;
 }
@@ -90,7 +116,10 @@ export function encodeQuantizedModel(model: Module, info: QuantizedModelInfo): U
     if (r) records.push(r);
   }
   if (!records.some((r) => r.type === 'Quantize')) throw new Error('the model is not converted: it has no Quantize module');
-  return encodeSafetensors(tensors, {
+  const isGraph = model instanceof GraphModule;
+  if (isGraph !== (info.architecture.arch === 'graph'))
+    throw new Error(isGraph ? "a GraphModule (imported ONNX) is saved with architecture { arch: 'graph' }" : "architecture 'graph' is only for a GraphModule");
+  const meta: Record<string, string> = {
     format: MODEL_FORMAT,
     architecture: JSON.stringify(info.architecture),
     qconfig: info.qconfig,
@@ -98,7 +127,9 @@ export function encodeQuantizedModel(model: Module, info: QuantizedModelInfo): U
     provenance: JSON.stringify(info.provenance ?? {}),
     ...(info.labels ? { labels: JSON.stringify(info.labels) } : {}),
     ...(info.preprocess ? { preprocess: JSON.stringify(info.preprocess) } : {}),
-  });
+  };
+  if (model instanceof GraphModule) meta.graph = JSON.stringify(model.spec);
+  return encodeSafetensors(tensors, meta);
 }
 
 /** Writes a converted model to one .safetensors file, atomically (temp file + rename). */
@@ -110,6 +141,8 @@ export function saveQuantizedModel(file: string, model: Module, info: QuantizedM
 export interface QuantizedModelFile extends QuantizedModelInfo {
   records: ModuleRecord[];
   tensors: Map<string, RawTensor>;
+  /** The graph of a model imported from ONNX. */
+  graph?: GraphSpec;
 }
 
 /** Reads and validates a quantized model file without building the model. */
@@ -128,12 +161,19 @@ export function readQuantizedModelFile(file: string | Uint8Array): QuantizedMode
   };
   const records = parse<ModuleRecord[]>('modules');
   if (!Array.isArray(records)) throw new FormatError("metadata 'modules' is not a list", label);
+  const architecture = parse<ArchitectureSpec | GraphArchitecture>('architecture');
+  let graph: GraphSpec | undefined;
+  if (architecture && architecture.arch === 'graph') {
+    graph = parse<GraphSpec>('graph');
+    if (!graph || graph.format !== GRAPH_FORMAT || !Array.isArray(graph.nodes))
+      throw new FormatError(`metadata 'graph' is not a ${GRAPH_FORMAT} description`, label);
+  }
   const labels = metadata.labels !== undefined ? parse<string[]>('labels') : undefined;
   if (labels !== undefined && (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string')))
     throw new FormatError("metadata 'labels' is not a list of strings", label);
   const preprocess = metadata.preprocess !== undefined ? parse<ImagePreprocess>('preprocess') : undefined;
   return {
-    architecture: parse<ArchitectureSpec>('architecture'), qconfig: metadata.qconfig ?? '', provenance: parse('provenance'), records, tensors,
+    architecture, qconfig: metadata.qconfig ?? '', provenance: parse('provenance'), records, tensors, graph,
     ...(labels ? { labels } : {}), ...(preprocess ? { preprocess } : {}),
   };
 }
@@ -157,6 +197,12 @@ function weightOf(f: QuantizedModelFile, r: ModuleRecord, expectShape: number[],
   return { data: w.data as Int8Array, shape: w.shape, qscheme: perChannel ? 'per_channel_affine' : 'per_tensor_affine', scale: s, zeroPoint: z };
 }
 
+function onnxBiasOf(f: QuantizedModelFile, r: ModuleRecord, n: number, label?: string): Int32Array {
+  const t = tensorOf(f, `${r.name}.bias_int32`, 'int32', label);
+  if (t.data.length !== n) throw new FormatError(`${r.name}.bias_int32 has ${t.data.length} values, expected ${n}`, label);
+  return t.data as Int32Array;
+}
+
 function actQParams(r: ModuleRecord, label?: string): [number, number] {
   const s = r.scale, z = r.zero_point;
   if (typeof s !== 'number' || !(s > 0) || !Number.isFinite(s)) throw new FormatError(`${r.name}: bad scale ${String(s)}`, label);
@@ -170,9 +216,9 @@ export function loadQuantizedModel(file: string | Uint8Array): { model: Module; 
   const f = readQuantizedModelFile(file);
   let model: Module;
   try {
-    model = createModel(f.architecture);
+    model = f.graph ? new GraphModule(f.graph) : createModel(f.architecture as ArchitectureSpec);
   } catch (e) {
-    throw new FormatError(`unknown architecture: ${(e as Error).message}`, label);
+    throw new FormatError(`${f.graph ? 'bad graph' : 'unknown architecture'}: ${(e as Error).message}`, label);
   }
   model.eval();
   // Every fused conv is replaced by its record below: only the fused structure is needed.
@@ -186,18 +232,30 @@ export function loadQuantizedModel(file: string | Uint8Array): { model: Module; 
     }
     let q: Module;
     switch (r.type) {
-      case 'Quantize': q = new Quantize(...actQParams(r, label)); break;
+      case 'Quantize': {
+        const qm = new Quantize(...actQParams(r, label));
+        qm.onnxDivide = r.onnx_divide === true;
+        q = qm;
+        break;
+      }
+      case 'QLinearAdd': q = new OnnxQLinearAdd(...actQParams(r, label)); break;
+      case 'QLinearGlobalAveragePool': q = new OnnxQGlobalAveragePool(...actQParams(r, label)); break;
+      case 'QLinearConcat': q = new OnnxQLinearConcat(...actQParams(r, label)); break;
       case 'DeQuantize': q = new DeQuantize(); break;
       case 'QFunctional': q = new QFunctional(...actQParams(r, label)); break;
       case 'QuantizedDropout': q = new QuantizedDropout(r.p ?? 0.5); break;
       case 'QuantizedConv2d':
-      case 'QuantizedConvReLU2d': {
+      case 'QuantizedConvReLU2d':
+      case 'QuantizedConvReLU62d': {
         const conv = (slot as Module & { conv?: Module }).conv ?? slot;
         const g = (conv as unknown as { geometry(): Conv2dGeometry }).geometry?.();
         if (!g || JSON.stringify(g) !== JSON.stringify(r.geometry)) throw new FormatError(`${r.name}: conv geometry differs from the architecture`, label);
         const w = weightOf(f, r, [g.outChannels, g.inChannels / g.groups, g.kernelH, g.kernelW], label);
         const bias = r.bias ? (tensorOf(f, `${r.name}.bias`, 'float32', label).data as Float32Array) : null;
-        q = new QuantizedConv2d(g, w, bias, ...actQParams(r, label), r.type === 'QuantizedConvReLU2d');
+        if (r.type === 'QuantizedConvReLU62d' && !(typeof r.clamp_max === 'number' && r.clamp_max > 0)) throw new FormatError(`${r.name}: clamp_max missing`, label);
+        const qc = new QuantizedConv2d(g, w, bias, ...actQParams(r, label), r.type !== 'QuantizedConv2d', r.type === 'QuantizedConvReLU62d' ? r.clamp_max : undefined);
+        if (r.onnx_bias) qc.onnxBias = onnxBiasOf(f, r, g.outChannels, label);
+        q = qc;
         break;
       }
       case 'QuantizedLinear':
@@ -205,7 +263,9 @@ export function loadQuantizedModel(file: string | Uint8Array): { model: Module; 
         const inF = r.in_features!, outF = r.out_features!;
         const w = weightOf(f, r, [outF, inF], label);
         const bias = r.bias ? (tensorOf(f, `${r.name}.bias`, 'float32', label).data as Float32Array) : null;
-        q = new QuantizedLinear(inF, outF, w, bias, ...actQParams(r, label), r.type === 'QuantizedLinearReLU');
+        const ql = new QuantizedLinear(inF, outF, w, bias, ...actQParams(r, label), r.type === 'QuantizedLinearReLU');
+        if (r.onnx_bias) ql.onnxBias = onnxBiasOf(f, r, outF, label);
+        q = ql;
         break;
       }
       case 'FloatIsland': {

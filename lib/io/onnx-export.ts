@@ -13,11 +13,12 @@ import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Identity, Lin
 import { Module } from '../nn/module';
 import { DeQuantize, QFunctional, QuantizedConv2d, QuantizedDropout, QuantizedLinear, Quantize } from '../nn/quantized';
 import { DeQuantStub, QuantStub } from '../nn/stubs';
+import { GraphModule } from '../nn/graph';
 import { packageVersion } from '../version';
 
 /**
- * The messages and fields of onnx/onnx.proto3 (ONNX IR 7) that the exporter writes, with the official
- * field numbers; fields it never sets are left out (protobuf skips unknown fields, so the subset is
+ * The messages and fields of onnx/onnx.proto3 (ONNX IR 7) that the exporter writes and the importer
+ * reads, with the official field numbers; other fields are left out (protobuf skips unknown fields, so the subset is
  * wire-compatible with the full schema).
  */
 export const ONNX_PROTO_SUBSET = `
@@ -32,6 +33,7 @@ message AttributeProto {
   int64 i = 3;
   bytes s = 4;
   TensorProto t = 5;
+  GraphProto g = 6;
   repeated float floats = 7;
   repeated int64 ints = 8;
   repeated bytes strings = 9;
@@ -84,6 +86,9 @@ message TensorProto {
   string name = 8;
   string doc_string = 12;
   bytes raw_data = 9;
+  repeated double double_data = 10 [packed = true];
+  repeated StringStringEntryProto external_data = 13;
+  int32 data_location = 14;
 }
 message TensorShapeProto {
   message Dimension {
@@ -279,6 +284,9 @@ function rneInt32(x: number): number {
 /** Walks a zoo model's forward pass and emits the matching ONNX nodes. */
 class Exporter {
   constructor(readonly g: GraphBuilder, readonly int8: boolean) {}
+  /** ptq-node's own int8 facts ONNX cannot hold: exact float biases (by int32 bias initializer) and x.mean nodes. */
+  readonly floatBias = new Map<string, Float32Array>();
+  readonly meanNodes: string[] = [];
 
   private f32(v: number): string {
     return this.g.scalar(OnnxDataType.FLOAT, fround(v));
@@ -359,7 +367,11 @@ class Exporter {
     const w = this.g.init(`${name}.weight`, OnnxDataType.INT8, [...m.weight.shape], m.weight.data);
     const [ws, wz] = this.weightQParams(name, m.weight.scale, perChannel);
     const inputs = [x.name, this.f32(xq.scale), this.u8(xq.zeroPoint), w, ws, wz, this.f32(m.scale), this.u8(m.zeroPoint)];
-    if (m.bias) inputs.push(this.g.init(`${name}.bias`, OnnxDataType.INT32, [m.bias.length], this.int32Bias(m.bias, xq.scale, m.weight.scale, perChannel)));
+    if (m.bias) {
+      const b = this.g.init(`${name}.bias`, OnnxDataType.INT32, [m.bias.length], this.int32Bias(m.bias, xq.scale, m.weight.scale, perChannel));
+      this.floatBias.set(b, m.bias);
+      inputs.push(b);
+    }
     const y: Value = { name: this.g.node('QLinearConv', inputs, m.relu && m.zeroPoint !== 0 ? `${name}.conv` : name, this.convAttrs(m.geometry)), q: { scale: m.scale, zeroPoint: m.zeroPoint } };
     return m.relu ? this.qrelu(y, name) : y;
   }
@@ -370,6 +382,7 @@ class Exporter {
     const w = this.g.init(`${name}.weight`, OnnxDataType.INT8, [m.outFeatures, m.inFeatures], m.weight.data);
     const [ws, wz] = this.weightQParams(name, m.weight.scale, perChannel);
     const bias = m.bias ? this.g.init(`${name}.bias`, OnnxDataType.INT32, [m.outFeatures], this.int32Bias(m.bias, xq.scale, m.weight.scale, perChannel)) : '';
+    if (m.bias) this.floatBias.set(bias, m.bias);
     const inputs = [x.name, this.f32(xq.scale), this.u8(xq.zeroPoint), w, ws, wz, bias, this.f32(m.scale), this.u8(m.zeroPoint)];
     const y: Value = { name: this.g.node('QGemm', inputs, m.relu && m.zeroPoint !== 0 ? `${name}.gemm` : name, [attrInt('transB', 1), attrFloat('alpha', 1)], MS_DOMAIN), q: { scale: m.scale, zeroPoint: m.zeroPoint } };
     return m.relu ? this.qrelu(y, name) : y;
@@ -402,6 +415,58 @@ class Exporter {
     return { name: this.g.node('Flatten', [x.name], name, [attrInt('axis', 1)]), q: x.q };
   }
 
+  /** An imported graph: its nodes in order (quant, nodes, dequant). */
+  private graphModule(m: GraphModule, x: Value): Value {
+    const slot = (n: string) => {
+      const c = m._modules.get(n);
+      if (!c) throw new Error(`ONNX export: the graph has no submodule '${n}'`);
+      return c;
+    };
+    const env = new Map<string, Value>();
+    env.set(m.spec.input, this.module(slot('quant'), 'quant', x));
+    for (const n of m.spec.nodes) {
+      const what = `graph node '${n.onnxName}' (${n.opType})`;
+      if (n.float || n.op === 'pad' || n.op === 'cat' || n.op === 'mul')
+        throw new Error(`ONNX export: ${what}: ${n.float ? 'float parts' : n.op} of imported graphs are not exported yet`);
+      const ins = n.inputs.map((v) => {
+        const val = env.get(v);
+        if (!val) throw new Error(`ONNX export: ${what}: input '${v}' has no value`);
+        return val;
+      });
+      let y: Value;
+      switch (n.op) {
+        case 'module':
+          y = this.module(slot(n.name), n.name, ins[0]);
+          break;
+        case 'add':
+        case 'add_relu':
+          y = this.add(slot(n.name), n.name, ins[0], ins[1], n.op === 'add_relu');
+          break;
+        case 'mean': {
+          // x.mean([2, 3]): GlobalAveragePool (recorded as a mean for an exact re-import), then Flatten.
+          const p = this.globalAvgPool(n.keepdims ? n.name : `${n.name}.pool`, ins[0]);
+          if (p.q) this.meanNodes.push(p.name);
+          y = n.keepdims ? p : this.flatten(n.name, p);
+          break;
+        }
+        case 'reshape': {
+          const shape = this.g.init(`${n.name}.shape`, OnnxDataType.INT64, [n.shape!.length], new BigInt64Array(n.shape!.map(BigInt)));
+          y = { name: this.g.node('Reshape', [ins[0].name, shape], n.name), q: ins[0].q };
+          break;
+        }
+        case 'transpose':
+          y = { name: this.g.node('Transpose', [ins[0].name], n.name, [attrInts('perm', n.perm!)]), q: ins[0].q };
+          break;
+        default:
+          throw new Error(`ONNX export: ${what}: op '${String(n.op)}' is not exported`);
+      }
+      env.set(n.output, y);
+    }
+    const out = env.get(m.spec.output);
+    if (!out) throw new Error(`ONNX export: the graph output '${m.spec.output}' has no value`);
+    return this.module(slot('dequant'), 'dequant', out);
+  }
+
   /** One module of the forward pass (containers recurse in call order). */
   module(m: Module, name: string, x: Value): Value {
     const child = (n: string) => {
@@ -412,10 +477,15 @@ class Exporter {
     const sub = (n: string) => (name ? `${name}.${n}` : n);
     const call = (n: string, v: Value) => this.module(child(n), sub(n), v);
 
+    if (m instanceof GraphModule) return this.graphModule(m, x);
     if (m instanceof QuantStub) {
       if (this.int8) throw new Error(`ONNX export: ${name} is a QuantStub: the model is not converted`);
       return x;
     }
+    if ((m instanceof Quantize && m.onnxDivide) || ((m instanceof QuantizedConv2d || m instanceof QuantizedLinear) && m.onnxBias))
+      throw new Error(`ONNX export: ${name} has ONNX semantics (an imported int8 ONNX model); export of such models is not supported`);
+    if (m instanceof QuantizedConv2d && m.clampMax !== undefined)
+      throw new Error(`ONNX export: ${name} is a conv with a fused ReLU6 clamp, which the exporter does not write yet`);
     if (m instanceof DeQuantStub) return x;
     if (m instanceof Quantize) {
       this.expectF(x, name);
@@ -463,7 +533,9 @@ class Exporter {
     if (m instanceof MobileNetV2) {
       let y = call('quant', x);
       y = call('features', y);
-      y = this.flatten('mean.flatten', this.globalAvgPool('mean', y)); // x.mean([2, 3])
+      const pooled = this.globalAvgPool('mean', y);
+      this.meanNodes.push(pooled.name);
+      y = this.flatten('mean.flatten', pooled); // x.mean([2, 3])
       y = call('classifier', y);
       return call('dequant', y);
     }
@@ -519,8 +591,9 @@ function checkArchitecture(model: Module, spec: { arch: Architecture; numClasses
  * MaxPool, GlobalAveragePool, Flatten, Gemm. The graph input is 'input' float32 [N, C, H, W]
  * (N, H and W symbolic), the output 'logits' float32 [N, classes]. Runs in ONNX Runtime (CPU).
  */
-export function exportOnnx(model: Module, architecture: ArchitectureSpec | Architecture, options: OnnxExportOptions = {}): Uint8Array {
-  const spec = specOf(architecture);
+export function exportOnnx(model: Module, architecture: ArchitectureSpec | Architecture | { arch: 'graph' }, options: OnnxExportOptions = {}): Uint8Array {
+  if ((architecture as string) === 'graph' || (typeof architecture === 'object' && architecture.arch === 'graph')) return exportGraph(model, options);
+  const spec = specOf(architecture as ArchitectureSpec | Architecture);
   const { inChannels, numClasses } = checkArchitecture(model, spec);
   const int8 = isInt8Model(model);
   if (options.float === true && int8) throw new Error('ONNX export: float export requested but the model is a converted int8 model');
@@ -530,7 +603,8 @@ export function exportOnnx(model: Module, architecture: ArchitectureSpec | Archi
   const g = new GraphBuilder();
   g.reserve('input');
   g.reserve('logits');
-  const out = new Exporter(g, int8).module(model, '', { name: 'input' });
+  const exporter = new Exporter(g, int8);
+  const out = exporter.module(model, '', { name: 'input' });
   if (out.q) throw new Error('ONNX export: the model output is quantized (no DeQuantize at the end)');
   // Rename the last node's output to 'logits'.
   const last = g.nodes[g.nodes.length - 1];
@@ -555,6 +629,60 @@ export function exportOnnx(model: Module, architecture: ArchitectureSpec | Archi
     metadata_props: [
       { key: 'ptq_node.architecture', value: JSON.stringify(fullSpec) },
       { key: 'ptq_node.dtype', value: int8 ? 'int8' : 'float32' },
+      // What ONNX cannot express, for an exact re-import by ptq-node (importOnnx): PyTorch's float
+      // biases (ONNX has int32 ones) and which pools are x.mean([2, 3]). Other tools ignore it.
+      ...(int8 ? [{ key: 'ptq_node.int8', value: JSON.stringify({
+        semantics: 'pytorch',
+        float_bias: Object.fromEntries([...exporter.floatBias].map(([k, v]) => [k, Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')])),
+        mean_nodes: exporter.meanNodes,
+      }) }] : []),
+    ],
+  });
+}
+
+/**
+ * Exports an imported graph (GraphModule, float or converted with PyTorch semantics) the same way:
+ * 'input' float32 [N, C, H, W] (the imported input's static dims), 'logits' float32. Float parts,
+ * explicit pads, quantized Concat / Mul / AveragePool, fused ReLU6 clamps and models imported
+ * from int8 ONNX with ONNX semantics are not exported yet (an error names them).
+ */
+function exportGraph(model: Module, options: OnnxExportOptions): Uint8Array {
+  if (!(model instanceof GraphModule)) throw new Error(`ONNX export: architecture 'graph' needs a GraphModule, got ${model.typeName()}`);
+  const int8 = isInt8Model(model);
+  if (options.float === true && int8) throw new Error('ONNX export: float export requested but the model is a converted int8 model');
+  if (options.float === false && !int8) throw new Error('ONNX export: int8 export requested but the model has no Quantize module (not converted)');
+  if (model.training) throw new Error('ONNX export: the model is in training mode; call model.eval() first');
+  const g = new GraphBuilder();
+  g.reserve('input');
+  g.reserve('logits');
+  const exporter = new Exporter(g, int8);
+  const out = exporter.module(model, '', { name: 'input' });
+  if (out.q) throw new Error('ONNX export: the model output is quantized (no DeQuantize at the end)');
+  const last = g.nodes[g.nodes.length - 1];
+  if (!last || last.output[0] !== out.name) throw new Error('ONNX export: the model has no final node');
+  last.output[0] = 'logits';
+  const dims: OnnxDimension[] = model.spec.inputShape.map((d, i) => (d ? { dim_value: d } : { dim_param: ['N', 'C', 'H', 'W'][i] ?? `d${i}` }));
+  return encodeOnnxModel({
+    ir_version: ONNX_IR_VERSION,
+    opset_import: int8 ? [{ domain: '', version: ONNX_OPSET }, { domain: MS_DOMAIN, version: 1 }] : [{ domain: '', version: ONNX_OPSET }],
+    producer_name: 'ptq-node',
+    producer_version: packageVersion(),
+    doc_string: `imported graph (${int8 ? 'int8, QOperator' : 'float32'}) exported by ptq-node`,
+    graph: {
+      name: `graph${int8 ? '_int8' : ''}`,
+      node: g.nodes,
+      initializer: g.initializers,
+      input: [{ name: 'input', type: { tensor_type: { elem_type: OnnxDataType.FLOAT, shape: { dim: dims } } } }],
+      output: [{ name: 'logits', type: { tensor_type: { elem_type: OnnxDataType.FLOAT } } } as unknown as OnnxValueInfoProto],
+    },
+    metadata_props: [
+      { key: 'ptq_node.architecture', value: JSON.stringify({ arch: 'graph' }) },
+      { key: 'ptq_node.dtype', value: int8 ? 'int8' : 'float32' },
+      ...(int8 ? [{ key: 'ptq_node.int8', value: JSON.stringify({
+        semantics: 'pytorch',
+        float_bias: Object.fromEntries([...exporter.floatBias].map(([k, v]) => [k, Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')])),
+        mean_nodes: exporter.meanNodes,
+      }) }] : []),
     ],
   });
 }

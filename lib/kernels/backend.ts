@@ -127,6 +127,11 @@ export function validateQGemmSpec(spec: QGemmSpec): void {
     for (let j = 0; j < n; j++)
       if (!Number.isFinite(spec.bias[j])) throw invalidRange(`spec.bias[${j}]`, 'a finite number', spec.bias[j]);
   }
+  if (spec.onnxBias !== undefined) {
+    if (!(spec.onnxBias instanceof Int32Array)) throw invalidType('spec.onnxBias', 'an Int32Array', spec.onnxBias);
+    if (spec.onnxBias.length !== n) throw invalidRange('spec.onnxBias', `length n = ${n}`, spec.onnxBias);
+    if (spec.bias !== null) throw invalidRange('spec.bias', 'null when spec.onnxBias is given', spec.bias);
+  }
   checkScale('spec.inputScale', spec.inputScale);
   checkScale('spec.outputScale', spec.outputScale);
   checkInt('spec.inputZeroPoint', spec.inputZeroPoint, 0, 255);

@@ -19,6 +19,12 @@ export interface QGemmSpec {
   weightScale: Float32Array;
   /** Float bias [n] or null. PyTorch keeps it in float and adds it after the int32 GEMM. */
   bias: Float32Array | null;
+  /**
+   * ONNX's int32 bias [n] (QLinearConv / QGemm), added to the accumulator: the epilogue's bias term
+   * is then the integer itself (exact while |acc| and |acc + bias| stay below 2^24, where float32
+   * holds every integer, as ONNX Runtime's float(acc + bias)). Excludes `bias`.
+   */
+  onnxBias?: Int32Array;
   outputScale: number;
   outputZeroPoint: number;
   /** Quantized clamp of the output: [0, 255], or [zero_point, 255] for a fused ReLU. */
@@ -55,6 +61,10 @@ export function qgemmEpilogue(spec: QGemmSpec): QGemmEpilogue {
     accInit[j] = imul(-za, colsum);
     const atws = fround(sx * fround(weightScale[perChannel ? j : 0]));
     multiplier[j] = fround(atws / sy);
+    if (spec.onnxBias) {
+      bias[j] = spec.onnxBias[j];
+      continue;
+    }
     const b = spec.bias ? spec.bias[j] : 0;
     // Per-channel: _mm256_div_ps(bias, act_times_w_scale). Per-tensor: bias * (float)(1.0 / atws),
     // the reciprocal taken in double (FBGEMM's act_times_w_rcp).

@@ -9,6 +9,7 @@ import { getBackend } from '../kernels';
 import { defaultBackend } from '../kernels/default';
 import { QTensor } from '../qtensor';
 import { Tensor } from '../tensor';
+import { roundHalfEven } from '../quantization/qparams';
 
 /** The backend a quantized module runs on: its own override or the process default. */
 function backendOf(m: { backendName?: 'native' | 'reference' }): Backend {
@@ -63,10 +64,25 @@ export abstract class QuantizedModule extends Module {
 /** nnq.Quantize: float -> quint8 with fixed qparams (what QuantStub becomes). */
 export class Quantize extends QuantizedModule {
   backendName?: 'native' | 'reference';
+  /**
+   * ONNX QuantizeLinear semantics: saturate(rne(x / scale) + zero_point), a true division (PyTorch
+   * multiplies by 1/scale, which can differ by one step). Runs in TS: not compiled into native plans.
+   */
+  onnxDivide = false;
   forward(input: unknown): QTensor {
     if (!(input instanceof Tensor)) throw new TypeError('Quantize expects a float Tensor');
     const x = input.shape.length === 4 ? input.toChannelsLast() : input.contiguous();
     const y = new Uint8Array(x.numel);
+    if (this.onnxDivide) {
+      const s = Math.fround(this.scale), z = this.zeroPoint, d = x.data;
+      for (let i = 0; i < d.length; i++) {
+        // ORT clamps the quotient to [-z, 255 - z] before rounding: same result for finite values.
+        const v = Math.fround(d[i] / s);
+        const q = v > 512 ? 255 : v < -512 ? 0 : roundHalfEven(v) + z;
+        y[i] = q < 0 ? 0 : q > 255 ? 255 : q;
+      }
+      return new QTensor(y, x.shape, this.scale, this.zeroPoint, x.memoryFormat);
+    }
     backendOf(this).quantize(x.data, y, this.scale, this.zeroPoint);
     return new QTensor(y, x.shape, this.scale, this.zeroPoint, x.memoryFormat);
   }
@@ -107,18 +123,30 @@ export class QuantizedConv2d extends QuantizedModule {
     scale: number,
     zeroPoint: number,
     readonly relu: boolean,
+    /** Upper bound of a fused clamp (ReLU6: 6), in float; the quantized output is clamped to q(clampMax). */
+    readonly clampMax?: number,
   ) {
     super(scale, zeroPoint);
   }
   backendName?: 'native' | 'reference';
+  /** ONNX's int32 bias (an imported QLinearConv), used instead of `bias`; see QGemmSpec.onnxBias. */
+  onnxBias?: Int32Array;
   private packed = new PackCache<PackedQConv2d>();
+
+  /** The quantized upper clamp: 255, or zero_point + rne(clampMax * (1/scale)) for a fused ReLU6. */
+  outMax(): number {
+    if (this.clampMax === undefined) return 255;
+    const q = this.zeroPoint + roundHalfEven(Math.fround(this.clampMax * Math.fround(1 / this.scale)));
+    return Math.max(this.relu ? this.zeroPoint : 0, Math.min(255, q));
+  }
 
   /** Packs the weights for a backend and input qparams (once; again only if they change). */
   pack(backend: Backend, inputScale: number, inputZeroPoint: number): PackedQConv2d {
     return this.packed.get(backend, inputScale, inputZeroPoint, () => backend.packQConv2d({
-      geometry: this.geometry, weight: this.weight.data, weightScale: this.weight.scale, bias: this.bias,
+      geometry: this.geometry, weight: this.weight.data, weightScale: this.weight.scale, bias: this.onnxBias ? null : this.bias,
+      ...(this.onnxBias ? { onnxBias: this.onnxBias } : {}),
       inputScale, inputZeroPoint, outputScale: this.scale, outputZeroPoint: this.zeroPoint,
-      outMin: this.relu ? this.zeroPoint : 0, outMax: 255,
+      outMin: this.relu ? this.zeroPoint : 0, outMax: this.outMax(),
     }));
   }
 
@@ -136,6 +164,7 @@ export class QuantizedConv2d extends QuantizedModule {
     return new QTensor(y, [n, g.outChannels, oh, ow], this.scale, this.zeroPoint, 'channels_last');
   }
   typeName(): string {
+    if (this.clampMax !== undefined) return 'QuantizedConvReLU62d';
     return this.relu ? 'QuantizedConvReLU2d' : 'QuantizedConv2d';
   }
   extraRepr(): string {
@@ -164,12 +193,15 @@ export class QuantizedLinear extends QuantizedModule {
     super(scale, zeroPoint);
   }
   backendName?: 'native' | 'reference';
+  /** ONNX's int32 bias (an imported QGemm / QLinearMatMul), used instead of `bias`. */
+  onnxBias?: Int32Array;
   private packed = new PackCache<PackedQGemm>();
 
   /** Packs the weights for a backend and input qparams (once; again only if they change). */
   pack(backend: Backend, inputScale: number, inputZeroPoint: number): PackedQGemm {
     return this.packed.get(backend, inputScale, inputZeroPoint, () => backend.packQGemm({
-      k: this.inFeatures, n: this.outFeatures, weight: this.weight.data, weightScale: this.weight.scale, bias: this.bias,
+      k: this.inFeatures, n: this.outFeatures, weight: this.weight.data, weightScale: this.weight.scale, bias: this.onnxBias ? null : this.bias,
+      ...(this.onnxBias ? { onnxBias: this.onnxBias } : {}),
       inputScale, inputZeroPoint, outputScale: this.scale, outputZeroPoint: this.zeroPoint,
       outMin: this.relu ? this.zeroPoint : 0, outMax: 255,
     }));
@@ -224,6 +256,60 @@ export class QFunctional extends QuantizedModule {
   /** Quantized relu(x + y). */
   add_relu(x: unknown, y: unknown): QTensor {
     return this.binary('add_relu', x, y, true);
+  }
+
+  /**
+   * Quantized x * y (torch 1.13 qmul_kernel): (a - za) * (b - zb) in int32, then
+   * zp + rne(f32(c) * multiplier), multiplier = f32(sa * sb * f32(1 / s)) (the product in double). TS only.
+   */
+  mul(a: unknown, b: unknown, relu = false): QTensor {
+    const x = expectQ('QFunctional.mul', a), y = expectQ('QFunctional.mul', b);
+    if (x.shape.join() !== y.shape.join() || x.memoryFormat !== y.memoryFormat)
+      throw new RangeError(`QFunctional.mul: shapes [${x.shape.join(', ')}] and [${y.shape.join(', ')}] differ`);
+    const mult = Math.fround(x.scale * y.scale * Math.fround(1 / this.scale));
+    const za = x.zeroPoint, zb = y.zeroPoint, z = this.zeroPoint, lo = relu ? z : 0;
+    const out = new Uint8Array(x.numel), ad = x.data, bd = y.data;
+    for (let i = 0; i < out.length; i++) {
+      const q = z + roundHalfEven(Math.fround((ad[i] - za) * (bd[i] - zb) * mult));
+      out[i] = q < lo ? lo : q > 255 ? 255 : q;
+    }
+    return new QTensor(out, x.shape, this.scale, this.zeroPoint, x.memoryFormat);
+  }
+
+  /**
+   * torch.ops.quantized.cat along channels of channels_last 4-D tensors (torch 1.13 qcat_nhwc):
+   * inputs with the output's qparams are copied, others dequantized (fma(q, s, -zp * s) on
+   * 64-channel blocks, (q - zp) * s on the rest) and quantized with 1 / scale. TS only.
+   */
+  cat(xs: unknown[], dim = 0): QTensor {
+    const qs = xs.map((t) => expectQ('QFunctional.cat', t));
+    if (qs.length === 0) throw new RangeError('QFunctional.cat needs at least one tensor');
+    const d = dim < 0 ? dim + qs[0].shape.length : dim;
+    if (qs.some((q) => q.shape.length !== 4 || q.memoryFormat !== 'channels_last') || d !== 1)
+      throw new RangeError('QFunctional.cat supports the channel dim of 4-D channels_last tensors');
+    const [n, , h, w] = qs[0].shape;
+    if (qs.some((q) => q.shape[0] !== n || q.shape[2] !== h || q.shape[3] !== w)) throw new RangeError('QFunctional.cat: tensors must match except in the channel dim');
+    const C = qs.reduce((s, q) => s + q.shape[1], 0);
+    const out = new Uint8Array(n * h * w * C);
+    const f = Math.fround, inv = f(1 / f(this.scale)), z = this.zeroPoint;
+    for (let p = 0; p < n * h * w; p++) {
+      let off = 0;
+      for (const q of qs) {
+        const c = q.shape[1], src = q.data, base = p * c;
+        if (f(q.scale) === f(this.scale) && q.zeroPoint === z) out.set(src.subarray(base, base + c), p * C + off);
+        else {
+          const s = f(q.scale), zi = q.zeroPoint, pre = f(-zi * s), vecEnd = c - (c % 64);
+          for (let ch = 0; ch < c; ch++) {
+            const v = src[base + ch];
+            const x = ch < vecEnd ? f(v * s + pre) : f((v - zi) * s);
+            const r = z + roundHalfEven(f(x * inv));
+            out[p * C + off + ch] = r < 0 ? 0 : r > 255 ? 255 : r;
+          }
+        }
+        off += c;
+      }
+    }
+    return new QTensor(out, [n, C, h, w], this.scale, this.zeroPoint, 'channels_last');
   }
   typeName(): string {
     return 'QFunctional';

@@ -2,7 +2,7 @@
 // modules for quantized ones, quantizing weights once with the qconfig's weight observer.
 import { BatchNorm2d, Conv2d, Dropout, Linear, ReLU6 } from '../nn/layers';
 import { FloatFunctional } from '../nn/functional';
-import { ConvReLU2d, FusedModule, LinearReLU } from '../nn/intrinsic';
+import { ConvReLU2d, ConvReLU62d, FusedModule, LinearReLU } from '../nn/intrinsic';
 import { deepCopy, Module } from '../nn/module';
 import { DeQuantize, QFunctional, QuantizedConv2d, QuantizedDropout, QuantizedLinear, Quantize, QWeight } from '../nn/quantized';
 import { DeQuantStub, QuantStub } from '../nn/stubs';
@@ -57,6 +57,10 @@ function swapModule(m: Module, name: string): Module {
     return new Quantize(q.scale, q.zeroPoint);
   }
   if (m instanceof DeQuantStub) return new DeQuantize();
+  if (m instanceof ConvReLU62d) {
+    const q = outputQParams(m, name);
+    return new QuantizedConv2d(m.conv.geometry(), weightQParams(m.conv, m), m.conv.bias ? m.conv.bias.data.slice() : null, q.scale, q.zeroPoint, true, 6);
+  }
   if (m instanceof ConvReLU2d || m instanceof Conv2d) {
     const conv = m instanceof ConvReLU2d ? m.conv : m;
     const q = outputQParams(m, name);

@@ -53,6 +53,7 @@ export function buildReport(o: ReportOptions): ReportData {
   const prov = (info.provenance ?? {}) as Record<string, unknown>;
   const weights = o.weights ?? (typeof prov.weights === 'string' ? prov.weights : undefined);
   if (!weights) throw new Error('the model file does not record its float weights; pass --weights W.pth');
+  if (info.architecture.arch === 'graph') throw new Error('ptq report needs a zoo architecture (mobilenet_v2, resnet18, resnet50); models imported from ONNX are not supported yet');
   const spec: ArchitectureSpec = info.architecture;
   const qconfigName = typeof prov.qconfigName === 'string' ? prov.qconfigName : 'default';
   const methods = (prov.methods ?? {}) as PtqMethods;
