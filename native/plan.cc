@@ -46,6 +46,7 @@ struct Plan {
 };
 
 constexpr size_t kElemChunk = 16384;
+constexpr size_t kDepthFirstMinBytes = size_t(256) << 10;
 
 // Runs op on n samples. With sample >= 0 it runs on that one sample only (n == 1): slot s of
 // sample b then lives at b * slot_bytes[s] inside the slot, the same for every op.
@@ -141,7 +142,10 @@ void RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t thr
   // other between layers. The last n % threads samples (if any) run layer by layer with every
   // thread on each op. Profiling keeps the layer-by-layer order (it times ops).
   size_t first = 0;
-  if (!op_ns && n >= 2 && n >= threads) {
+  // Small models (a sample's activations far inside L2) keep the layer-by-layer order: per-op
+  // overheads then weigh more than cache misses.
+  const bool big = plan.arena_bytes / plan.max_batch >= kDepthFirstMinBytes;
+  if (!op_ns && big && n >= 2 && n >= threads) {
     first = n - n % threads;
     // Activations are scratch: thread w keeps every sample it runs in the arena's sample-w region,
     // which then stays warm in its cache from sample to sample (w < threads <= n <= max_batch).

@@ -72,3 +72,20 @@ test('deepCopy of a converted model runs and equals the original', () => {
   const c = deepCopy(q);
   expect(Array.from((c.call(x) as Tensor).data)).toEqual(y);
 });
+
+test('large inputs run batches depth first (whole samples per thread, then the remainder layer by layer): same outputs', () => {
+  // At 96x96 a sample's activations pass the plan's depth-first threshold; at 28x28 they do not.
+  const m = smallModel();
+  m.fuseModel();
+  m.qconfig = qconfigByName('fbgemm');
+  prepare(m, true);
+  const big = new Tensor(new Float32Array(5 * 3 * 96 * 96).map((_, i) => Math.sin(i * 0.37) * 2), [5, 3, 96, 96]);
+  m.call(big);
+  const q = convert(m);
+  const want = Array.from((q.call(big) as Tensor).data);
+  for (const threads of [1, 2]) {
+    const c = compileModel(q, { inputShape: [3, 96, 96], maxBatch: 5, threads });
+    expect(c.info().arenaBytes / 5).toBeGreaterThan(256 * 1024);
+    expect({ threads, y: Array.from(c.runSync(big).data) }).toEqual({ threads, y: want });
+  }
+});
