@@ -4,6 +4,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { readQuantizedModelFile } from '../lib/io/model-file';
 import { writeSafetensors } from '../lib/io/safetensors';
 import { RawTensor } from '../lib/io/types';
 import { mobilenetV2 } from '../lib/models';
@@ -48,6 +49,8 @@ describe.each([['default'], ['fbgemm']])('qconfig %s', (qconfig) => {
     expect(r.stderr).not.toMatch(/Error/);
     expect(r.status).toBe(0);
     expect(fs.statSync(out).size).toBeLessThan(fs.statSync(weights).size / 3.5);
+    // The dataset's class names go into the file (ptq serve answers with them).
+    expect(readQuantizedModelFile(out).labels).toEqual(['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']);
   });
   test('ptq inspect --json lists every observed module with PyTorch names and qparams', () => {
     const r = ptq(['inspect', out, '--json']);

@@ -3,7 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
-import { GreyPreprocess, ImageFolder } from '../data/datasets';
+import { FashionMnist, GreyPreprocess, ImageFolder } from '../data/datasets';
 import { importOnnx } from '../io/onnx-import';
 import { GraphArchitecture, saveQuantizedModel } from '../io/model-file';
 import { ARCHITECTURES, ArchitectureSpec, FusableModel } from '../models';
@@ -87,7 +87,7 @@ export function registerQuantize(p: Command): void {
     .option('--held-out <n>', "--qconfig best: held-out training images after the calibration images", '2000')
     .requiredOption('--out <file>', 'output model file (.safetensors)')
     .option('--backend <name>', 'kernels: native or reference', 'native')
-    .option('--labels <file>', 'class names, one per line, stored in the model file (an image folder stores its class names)')
+    .option('--labels <file>', 'class names, one per line, stored in the model file (default: the dataset\'s class names)')
     .option('--json', 'print a JSON summary');
   addPreprocessOptions(c)
     .action(async (a: QuantizeArgs) => {
@@ -102,7 +102,7 @@ export function registerQuantize(p: Command): void {
       // Image folders decode what is used up front: the calibration images (and the held-out ones for 'best').
       const ds = await openDatasetFromArgs(a.dataset, 'train', a, calibBatches * batchSize + (best ? heldOut : 0), grey);
       const total = Math.min(calibBatches * batchSize, ds.length);
-      const labels = a.labels ? readLabels(a.labels) : ds instanceof ImageFolder ? ds.classes : undefined;
+      const labels = a.labels ? readLabels(a.labels) : ds instanceof ImageFolder || ds instanceof FashionMnist ? [...ds.classes] : undefined;
       const t0 = Date.now();
       let qconfigName = a.qconfig;
       let methods: PtqMethods = { equalize: !!a.equalize, absorbBias: !!a.absorbBias, biasCorrection: bc as PtqMethods['biasCorrection'] };

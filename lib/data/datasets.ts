@@ -70,11 +70,18 @@ export function resizeBilinear(src: Float32Array, h: number, w: number, oh: numb
 /** Fashion-MNIST's preprocessing for the shipped model (issue 3). */
 export const FASHION_MNIST_PREPROCESS: GreyPreprocess = { mean: 0.286, std: 0.353, channels: 3 };
 
+/** Fashion-MNIST's class names, by label (torchvision's FashionMNIST.classes). */
+export const FASHION_MNIST_CLASSES: readonly string[] = [
+  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
+];
+
 /**
  * Fashion-MNIST from the four IDX files (.gz or raw) in a directory. The float values equal
  * torchvision's ToTensor() + Normalize(mean, std): fround(fround(fround(v / 255) - mean) / std).
  */
 export class FashionMnist implements Dataset {
+  /** The class names, by label. */
+  readonly classes: readonly string[] = FASHION_MNIST_CLASSES;
   readonly length: number;
   readonly numClasses = 10;
   readonly height: number;
