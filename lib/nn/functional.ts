@@ -24,31 +24,36 @@ export class FloatFunctional extends Module {
     return this._modules.get('activation_post_process')!.call(r) as Tensor;
   }
 
-  private elementwise(op: string, a: Tensor, b: Tensor, f: (x: number, y: number) => number): Tensor {
+  private elementwise(op: 'add' | 'add_relu' | 'mul', a: Tensor, b: Tensor): Tensor {
     sameShape(op, a, b);
     const fmt = a.memoryFormat;
     const bb = fmt === 'channels_last' ? b.toChannelsLast() : b.contiguous();
-    const y = outputBuffer(a.numel), ad = a.data, bd = bb.data;
-    for (let i = 0; i < y.length; i++) y[i] = f(ad[i], bd[i]);
+    const y = outputBuffer(a.numel), ad = a.data, bd = bb.data, n = y.length;
+    // One monomorphic loop per op (a shared loop calling a closure per element was 5x slower).
+    // Float32 inputs: the double sum or product rounds to float32 exactly as a float32 op.
+    if (op === 'add') for (let i = 0; i < n; i++) y[i] = ad[i] + bd[i];
+    else if (op === 'mul') for (let i = 0; i < n; i++) y[i] = ad[i] * bd[i];
+    else
+      for (let i = 0; i < n; i++) {
+        const s = Math.fround(ad[i] + bd[i]);
+        y[i] = s > 0 ? s : 0;
+      }
     return new Tensor(y, a.shape, fmt);
   }
 
   /** x + y, observed. */
   add(x: Tensor, y: Tensor): Tensor {
-    return this.post(this.elementwise('add', x, y, (p, q) => p + q));
+    return this.post(this.elementwise('add', x, y));
   }
 
   /** relu(x + y), observed. */
   add_relu(x: Tensor, y: Tensor): Tensor {
-    return this.post(this.elementwise('add_relu', x, y, (p, q) => {
-      const s = Math.fround(p + q);
-      return s > 0 ? s : 0;
-    }));
+    return this.post(this.elementwise('add_relu', x, y));
   }
 
   /** x * y, observed. */
   mul(x: Tensor, y: Tensor): Tensor {
-    return this.post(this.elementwise('mul', x, y, (p, q) => p * q));
+    return this.post(this.elementwise('mul', x, y));
   }
 
   /** torch.cat(xs, dim), observed (dim 1 = channels of 4-D tensors, or the last dim of 2-D). */

@@ -2,12 +2,12 @@
 // eval mode; training-time behaviour (batch statistics, dropout) is out of scope and refused.
 import { Conv2dGeometry, convOutSize, FloatKernels, PackedConv2dF32, PackedLinearF32 } from '../kernels/float';
 import { getFloatKernels } from '../kernels/float-select';
-import { outputBuffer, Tensor } from '../tensor';
+import { outputBuffer, recycleBuffer, Tensor } from '../tensor';
 import { QTensor } from '../qtensor';
 import { getBackend } from '../kernels';
 import { defaultBackend } from '../kernels/default';
 import { pyFloatRepr as pyFloat } from '../quantization/observer';
-import { Module, pyTuple } from './module';
+import { hooksKeepNothing, Module, pyTuple } from './module';
 
 type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
@@ -23,14 +23,28 @@ function refuseTraining(m: Module): void {
     throw new Error(`${m.typeName()} is in training mode; ptq-node runs inference only: call model.eval() first`);
 }
 
-/** Sequential container: calls its children in order. */
+/**
+ * Sequential container: calls its children in order. A float activation passed from one child to
+ * the next is dead once the next child returns, and its buffer is reused by later outputs, unless a
+ * forward hook (other than prepare()'s observers) on either child could have kept it. A custom
+ * module that stores a tensor it returns, without a hook, must copy it (`clone()`).
+ */
 export class Sequential extends Module {
   constructor(...mods: Module[]) {
     super();
     mods.forEach((m, i) => this.addModule(String(i), m));
   }
   forward(x: unknown): unknown {
-    for (const m of this.children()) x = m.call(x);
+    let prev: Module | null = null;
+    for (const m of this.children()) {
+      const y = m.call(x);
+      // x came from the previous child and only m has read it: unless a hook could have kept it,
+      // or y shares its memory, it is dead now.
+      if (prev && x instanceof Tensor && y !== x && !(y instanceof Tensor && y.data.buffer === x.data.buffer) &&
+        hooksKeepNothing(prev) && hooksKeepNothing(m)) recycleBuffer(x);
+      prev = m;
+      x = y;
+    }
     return x;
   }
   /** Number of slots. */

@@ -8,6 +8,17 @@ import type { QConfig } from '../quantization/qconfig';
 /** A hook run after forward: (module, inputs, output). */
 export type ForwardHook = (module: Module, inputs: unknown[], output: unknown) => void;
 
+/**
+ * Forward hooks that read a module's output and keep nothing of it (prepare()'s observer hooks).
+ * Containers may recycle a dead activation's buffer only when every hook that saw it is one of these.
+ */
+export const observerHooks = new WeakSet<ForwardHook>();
+
+/** True when no hook of m could keep a reference to its inputs or output. */
+export function hooksKeepNothing(m: Module): boolean {
+  return m._forwardHooks.every((h) => observerHooks.has(h));
+}
+
 /** Indents every line but the first, as torch.nn.modules.module._addindent. */
 function addIndent(s: string, n: number): string {
   const lines = s.split('\n');

@@ -3,7 +3,7 @@
 import { BatchNorm2d, Conv2d, Dropout, Linear, ReLU6, Sequential } from '../nn/layers';
 import { FloatFunctional } from '../nn/functional';
 import { FusedModule } from '../nn/intrinsic';
-import { deepCopy, ForwardHook, Module } from '../nn/module';
+import { deepCopy, ForwardHook, Module, observerHooks } from '../nn/module';
 import { DeQuantStub, QuantStub } from '../nn/stubs';
 import { Tensor } from '../tensor';
 import { ObserverModule } from './observer-module';
@@ -24,7 +24,7 @@ function needsObservation(m: Module): boolean {
 }
 
 /** The forward hooks prepare() registered (convert removes these and keeps the user's own). */
-export const observerHooks = new WeakSet<ForwardHook>();
+export { observerHooks };
 
 function insertObserver(m: Module): void {
   const obs = new ObserverModule(m.qconfig!.activation());

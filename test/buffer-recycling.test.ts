@@ -1,0 +1,84 @@
+// Eager float forward recycles dead activations (Sequential hands a child's input back once the
+// next child has consumed it): outputs stay identical, buffers are reused, and anything a user
+// hook kept is never overwritten.
+import { Conv2d, ReLU, Sequential } from '../lib/nn/layers';
+import { Module } from '../lib/nn/module';
+import { outputBuffer, recycleBuffer, Tensor } from '../lib/tensor';
+import { smallInput, smallModel } from './helpers/fixtures';
+
+function seq(): Sequential {
+  const convs = [new Conv2d(3, 8, 3, { padding: 1 }), new Conv2d(8, 8, 3, { padding: 1 }), new Conv2d(8, 4, 1)];
+  convs.forEach((c, k) => {
+    c.weight.data.forEach((_, i) => (c.weight.data[i] = Math.sin(i * 0.7 + k) * 0.3));
+    c.bias!.data.forEach((_, i) => (c.bias!.data[i] = 0.01 * i));
+  });
+  return new Sequential(convs[0], new ReLU(), convs[1], new ReLU(), convs[2]).eval() as Sequential;
+}
+
+const x = new Tensor(new Float32Array(2 * 3 * 10 * 10).map((_, i) => Math.cos(i * 0.31)), [2, 3, 10, 10]);
+
+/** Records the buffers a module's outputs use, without a hook (hooks turn recycling off). */
+class Probe extends Module {
+  readonly seen: Float32Array[] = [];
+  constructor(private readonly inner: Module) {
+    super();
+  }
+  forward(x: unknown): unknown {
+    const y = this.inner.call(x) as Tensor;
+    this.seen.push(y.data);
+    return y;
+  }
+}
+
+test('repeated forwards give identical outputs while intermediates are reused', () => {
+  const m = smallModel();
+  m.fuseModel();
+  const input = smallInput();
+  const first = Array.from((m.call(input) as Tensor).data);
+  for (let k = 0; k < 3; k++) expect(Array.from((m.call(input) as Tensor).data)).toEqual(first);
+  // Each [2, 8, 10, 10] activation is dead once the next layer has read it, and the next one of
+  // that size takes its buffer: one forward needs two such buffers, later forwards no new ones.
+  const s = seq();
+  const probes = [0, 1, 2, 3].map((i) => new Probe(s.at(i)));
+  const s2 = new Sequential(...probes, s.at(4));
+  const y1 = Array.from((s2.call(x) as Tensor).data);
+  const firstBuffers = new Set(probes.flatMap((p) => p.seen));
+  expect(firstBuffers.size).toBe(2);
+  for (let k = 0; k < 3; k++) expect(Array.from((s2.call(x) as Tensor).data)).toEqual(y1);
+  expect(new Set(probes.flatMap((p) => p.seen))).toEqual(firstBuffers);
+});
+
+test('a buffer a user hook kept is never recycled', () => {
+  const s = seq();
+  const kept: Tensor[] = [];
+  s.at(1).registerForwardHook((_m, _in, out) => kept.push(out as Tensor));
+  s.call(x);
+  const snapshot = Array.from(kept[0].data);
+  for (let k = 0; k < 4; k++) s.call(new Tensor(x.data.map((v) => v * (k + 2)), x.shape));
+  expect(Array.from(kept[0].data)).toEqual(snapshot);
+  expect(new Set(kept.map((t) => t.data)).size).toBe(kept.length);
+  // The same for an input a hook kept (the consumer's hook sees the tensor as inputs[0]).
+  const s2 = seq();
+  const inputs: Tensor[] = [];
+  s2.at(2).registerForwardHook((_m, ins) => inputs.push(ins[0] as Tensor));
+  s2.call(x);
+  const snap2 = Array.from(inputs[0].data);
+  for (let k = 0; k < 4; k++) s2.call(new Tensor(x.data.map((v) => v * (k + 2)), x.shape));
+  expect(Array.from(inputs[0].data)).toEqual(snap2);
+});
+
+test('without hooks, dead activations come back from outputBuffer; foreign arrays are ignored', () => {
+  const s = seq();
+  const outs = new Set<ArrayBufferLike>();
+  // Capture which buffers the convs write, by wrapping outputBuffer users through the forward's results.
+  const y1 = s.call(x) as Tensor;
+  const y2 = s.call(x) as Tensor;
+  outs.add(y1.data.buffer).add(y2.data.buffer);
+  expect(Array.from(y2.data)).toEqual(Array.from(y1.data));
+  // Outputs of the Sequential itself are never recycled by it: both stay distinct and intact.
+  expect(y1.data).not.toBe(y2.data);
+  // recycleBuffer ignores arrays that outputBuffer did not make.
+  const foreign = new Tensor(new Float32Array(2 * 8 * 10 * 10), [2, 8, 10, 10]);
+  recycleBuffer(foreign);
+  expect(outputBuffer(foreign.numel)).not.toBe(foreign.data);
+});
