@@ -59,8 +59,14 @@ async function main() {
   const warmEnd = t0 + seconds * 200;
   const end = t0 + seconds * 1000;
   let warm;
+  let nextReport = t0 + seconds * 100;
   for (let i = 0; Date.now() < end; i++) {
     await iteration(i);
+    if (Date.now() >= nextReport) { // a line every 10% of the run, to see whether RSS plateaus
+      nextReport += seconds * 100;
+      const m = snap();
+      console.log(`  ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s ${String(counts.iterations).padStart(6)} iterations: rss ${mb(m.rss)} MiB, heap ${mb(m.heap)} MiB, external ${mb(m.external)} MiB`);
+    }
     if (!warm && Date.now() >= warmEnd) {
       warm = { ...snap(), iterations: counts.iterations };
       console.log(`after warm-up (${((Date.now() - t0) / 1000).toFixed(1)} s, ${counts.iterations} iterations): rss ${mb(warm.rss)} MiB, heap ${mb(warm.heap)} MiB, external ${mb(warm.external)} MiB`);
