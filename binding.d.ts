@@ -34,10 +34,12 @@ export interface Binding {
   planCreate(ops: PlanOp[], slotBytes: number[], maxBatch: number, inFloats: number, outFloats: number, isa: IsaName): PlanHandle;
   /** Runs a plan on n samples on the calling thread (threads 0 = the whole pool). */
   planRunSync(plan: PlanHandle, input: Float32Array, n: number, output: Float32Array, threads: number): void;
-  /** Runs a plan on a worker thread; input and output must not be touched until it settles. */
+  /** Runs a plan on a worker thread (on its own copies of input and output; output is written when it settles). */
   planRun(plan: PlanHandle, input: Float32Array, n: number, output: Float32Array, threads: number): Promise<void>;
   /** Runs a plan `reps` times and returns the mean nanoseconds spent in each op. */
   planProfile(plan: PlanHandle, input: Float32Array, n: number, output: Float32Array, threads: number, reps: number): Float64Array;
+  /** Frees a plan's arena and packed weights now (waits for the run in progress; later runs reject). Idempotent. */
+  planDispose(plan: PlanHandle): void;
   /** Describes a plan. */
   planInfo(plan: PlanHandle): { ops: number; arenaBytes: number; maxBatch: number; poolThreads: number };
 

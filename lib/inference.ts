@@ -2,7 +2,7 @@
 // thread; run() on a worker thread (the event loop stays free). Both use the native intra-op
 // thread pool, and batches of any size are split into plan-sized chunks.
 import type { PlanHandle } from '../binding';
-import { checkInt, invalidRange, invalidType } from './errors';
+import { checkInt, invalidRange, invalidType, PtqError } from './errors';
 import { withBackendOverride } from './kernels';
 import { loadNative } from './kernels/native';
 import { TracingBackend } from './kernels/plan';
@@ -30,6 +30,7 @@ export class CompiledModel {
   readonly maxBatch: number;
   readonly threads: number;
   private readonly plan: PlanHandle;
+  private disposed = false;
   private readonly inPer: number;
   private readonly outPer: number;
 
@@ -44,7 +45,28 @@ export class CompiledModel {
     this.outPer = outputShape.reduce((a, b) => a * b, 1);
   }
 
+  private alive(): void {
+    if (this.disposed) throw new PtqError('this CompiledModel has been disposed', 'disposed');
+  }
+
+  /** Whether dispose() has been called. */
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /**
+   * Frees the plan's native memory (activation arena, packed weights) now instead of at garbage
+   * collection. A run in progress finishes first; runs still queued reject with a PtqError (code
+   * 'disposed'), and every later call throws it. Idempotent.
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    loadNative().binding.planDispose(this.plan);
+  }
+
   private check(input: Float32Array | Tensor): { data: Float32Array; n: number } {
+    this.alive();
     if (input instanceof Tensor) {
       const t = input.contiguous();
       if (t.shape.length !== this.inputShape.length + 1 || t.shape.slice(1).some((d, i) => d !== this.inputShape[i]))
@@ -77,7 +99,13 @@ export class CompiledModel {
     const b = loadNative().binding;
     for (let s = 0; s < n; s += this.maxBatch) {
       const k = Math.min(this.maxBatch, n - s);
-      await b.planRun(this.plan, copy.subarray(s * this.inPer, (s + k) * this.inPer), k, out.subarray(s * this.outPer, (s + k) * this.outPer), this.threads);
+      this.alive(); // disposed between chunks
+      try {
+        await b.planRun(this.plan, copy.subarray(s * this.inPer, (s + k) * this.inPer), k, out.subarray(s * this.outPer, (s + k) * this.outPer), this.threads);
+      } catch (e) {
+        if (this.disposed) throw new PtqError('this CompiledModel was disposed while the run was queued', 'disposed');
+        throw e;
+      }
     }
     return new Tensor(out, [n, ...this.outputShape]);
   }
@@ -93,6 +121,7 @@ export class CompiledModel {
 
   /** Plan facts: op count, arena bytes, batch and pool size. */
   info(): { ops: number; arenaBytes: number; maxBatch: number; poolThreads: number } {
+    this.alive();
     return loadNative().binding.planInfo(this.plan);
   }
 }

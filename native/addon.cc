@@ -68,13 +68,13 @@ Napi::Value QGemmPack(const Napi::CallbackInfo& info) {
     Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(q->bytes));
     delete q;
   });
+  TagHandle(env, ext, &kQGemmTag);
   Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
   return ext;
 }
 
 PackedQGemm* ArgPacked(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsExternal()) ThrowType(info.Env(), "packed must be the handle returned by qgemmPack");
-  return info[i].As<Napi::External<PackedQGemm>>().Data();
+  return HandleOf<PackedQGemm>(info.Env(), info[i], &kQGemmTag, "packed must be the handle returned by qgemmPack");
 }
 
 // qgemm(packed, m, a Uint8Array, lda, c Uint8Array, ldc): C = requant(A * W^T), synchronous.
@@ -95,6 +95,7 @@ Napi::Value QGemm(const Napi::CallbackInfo& info) {
     ThrowRange(env, Cat("a is too short: ", a.ElementLength(), " < ", (m - 1) * lda + k));
   if (c.ElementLength() < (m - 1) * ldc + n)
     ThrowRange(env, Cat("c is too short: ", c.ElementLength(), " < ", (m - 1) * ldc + n));
+  CheckDisjoint(env, a, "a", c, "c");
   const ptq_qgemm_io io{a.Data(), lda, c.Data(), ldc};
   p->kernel(&p->w, &io, 0, m, 0, (n + PTQ_GEMM_NR - 1) / PTQ_GEMM_NR);
   return env.Undefined();
@@ -111,6 +112,7 @@ Napi::Value SupportedIsasJs(const Napi::CallbackInfo& info) {
 
 Napi::Value PackedInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (info.Length() != 1) ThrowType(env, "qgemmInfo expects 1 argument");
   PackedQGemm* p = ArgPacked(info, 0);
   Napi::Object o = Napi::Object::New(env);
   o.Set("isa", ptq::IsaName(p->isa));

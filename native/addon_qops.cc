@@ -71,6 +71,7 @@ Napi::Value QConv2dPack(const Napi::CallbackInfo& info) {
     Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(q->bytes));
     delete q;
   });
+  TagHandle(env, ext, &kQConvTag);
   Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
   return ext;
 }
@@ -79,8 +80,7 @@ Napi::Value QConv2dPack(const Napi::CallbackInfo& info) {
 Napi::Value QConv2d(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 6) ThrowType(env, "qconv2d expects 6 arguments");
-  if (!info[0].IsExternal()) ThrowType(env, "packed must be the handle returned by qconv2dPack");
-  const PackedQConv& p = *info[0].As<Napi::External<PackedQConv>>().Data();  // see qconv.h
+  const PackedQConv& p = *HandleOf<PackedQConv>(env, info[0], &kQConvTag, "packed must be the handle returned by qconv2dPack");
   auto x = ArgArray<uint8_t>(info, 1, "x", napi_uint8_array, "Uint8Array");
   const size_t n = ArgSize(info, 2, "n", 1u << 24), h = ArgSize(info, 3, "h", 1u << 20), w = ArgSize(info, 4, "w", 1u << 20);
   auto y = ArgArray<uint8_t>(info, 5, "y", napi_uint8_array, "Uint8Array");
@@ -88,8 +88,9 @@ Napi::Value QConv2d(const Napi::CallbackInfo& info) {
   const ptrdiff_t eww = static_cast<ptrdiff_t>(w + 2 * p.pw) - static_cast<ptrdiff_t>(p.dw * (p.kw - 1) + 1);
   if (ehh < 0 || eww < 0) ThrowRange(env, "input is smaller than the kernel");
   const size_t oh = ehh / p.sh + 1, ow = eww / p.sw + 1;
-  if (x.ElementLength() != n * h * w * p.cin) ThrowRange(env, Cat("x must have n*h*w*cin = ", n * h * w * p.cin, " elements"));
-  if (y.ElementLength() != n * oh * ow * p.cout) ThrowRange(env, Cat("y must have n*oh*ow*cout = ", n * oh * ow * p.cout, " elements"));
+  CheckLength(env, x.ElementLength(), static_cast<double>(n) * h * w * p.cin, "x (n*h*w*cin)");
+  CheckLength(env, y.ElementLength(), static_cast<double>(n) * oh * ow * p.cout, "y (n*oh*ow*cout)");
+  CheckDisjoint(env, x, "x", y, "y");
   if (n == 0) return env.Undefined();
   QConvRun(p, x.Data(), n, h, w, y.Data(), oh, ow, 1);
   return env.Undefined();
@@ -109,6 +110,7 @@ Napi::Value Quantize(const Napi::CallbackInfo& info) {
   auto x = ArgArray<float>(info, 0, "x", napi_float32_array, "Float32Array");
   auto y = ArgArray<uint8_t>(info, 1, "y", napi_uint8_array, "Uint8Array");
   if (x.ElementLength() != y.ElementLength()) ThrowRange(env, "x and y must have the same length");
+  CheckDisjoint(env, x, "x", y, "y");
   const float scale = ArgScale(info, 2, "scale");
   const int32_t zp = ArgInt(info, 3, "zeroPoint", 0, 255);
   QuantizeKernel(OptIsa(info, 4))(x.Data(), y.Data(), 0, x.ElementLength(), scale, zp);
@@ -122,6 +124,7 @@ Napi::Value Dequantize(const Napi::CallbackInfo& info) {
   auto x = ArgArray<uint8_t>(info, 0, "x", napi_uint8_array, "Uint8Array");
   auto y = ArgArray<float>(info, 1, "y", napi_float32_array, "Float32Array");
   if (x.ElementLength() != y.ElementLength()) ThrowRange(env, "x and y must have the same length");
+  CheckDisjoint(env, x, "x", y, "y");
   const float scale = ArgScale(info, 2, "scale");
   const int32_t zp = ArgInt(info, 3, "zeroPoint", 0, 255);
   DequantizeKernel(OptIsa(info, 4))(x.Data(), y.Data(), 0, x.ElementLength(), scale, zp);
@@ -136,6 +139,9 @@ Napi::Value QAdd(const Napi::CallbackInfo& info) {
   auto b = ArgArray<uint8_t>(info, 1, "b", napi_uint8_array, "Uint8Array");
   auto y = ArgArray<uint8_t>(info, 2, "y", napi_uint8_array, "Uint8Array");
   if (a.ElementLength() != y.ElementLength() || b.ElementLength() != y.ElementLength()) ThrowRange(env, "a, b and y must have the same length");
+  // Element-wise: y may be exactly a or b (in place), but not a shifted view of either.
+  if (y.Data() != a.Data()) CheckDisjoint(env, a, "a", y, "y");
+  if (y.Data() != b.Data()) CheckDisjoint(env, b, "b", y, "y");
   ptq_qadd_params p{ArgScale(info, 3, "aScale"), ArgScale(info, 5, "bScale"), ArgScale(info, 7, "outScale"),
                     ArgInt(info, 4, "aZeroPoint", 0, 255), ArgInt(info, 6, "bZeroPoint", 0, 255),
                     ArgInt(info, 8, "outZeroPoint", 0, 255), info[9].ToBoolean().Value() ? 1 : 0, y.ElementLength()};
@@ -151,7 +157,9 @@ Napi::Value QMeanHW(const Napi::CallbackInfo& info) {
   const size_t n = ArgSize(info, 1, "n", 1u << 24), hw = ArgSize(info, 2, "hw", 1u << 30), c = ArgSize(info, 3, "c", 1u << 24);
   auto y = ArgArray<uint8_t>(info, 4, "y", napi_uint8_array, "Uint8Array");
   if (hw == 0) ThrowRange(env, "hw must be positive");
-  if (x.ElementLength() != n * hw * c || y.ElementLength() != n * c) ThrowRange(env, "x must have n*hw*c and y n*c elements");
+  CheckLength(env, x.ElementLength(), static_cast<double>(n) * hw * c, "x (n*hw*c)");
+  CheckLength(env, y.ElementLength(), static_cast<double>(n) * c, "y (n*c)");
+  CheckDisjoint(env, x, "x", y, "y");
   ptq_qmean_hw_u8_scalar(x.Data(), y.Data(), n, hw, c, ArgScale(info, 5, "scale"), ArgInt(info, 6, "zeroPoint", 0, 255));
   return env.Undefined();
 }
@@ -164,7 +172,9 @@ Napi::Value QAdaptiveAvgPool(const Napi::CallbackInfo& info) {
   const size_t n = ArgSize(info, 1, "n", 1u << 24), hw = ArgSize(info, 2, "hw", 1u << 22), c = ArgSize(info, 3, "c", 1u << 24);
   auto y = ArgArray<uint8_t>(info, 4, "y", napi_uint8_array, "Uint8Array");
   if (hw == 0) ThrowRange(env, "hw must be positive");
-  if (x.ElementLength() != n * hw * c || y.ElementLength() != n * c) ThrowRange(env, "x must have n*hw*c and y n*c elements");
+  CheckLength(env, x.ElementLength(), static_cast<double>(n) * hw * c, "x (n*hw*c)");
+  CheckLength(env, y.ElementLength(), static_cast<double>(n) * c, "y (n*c)");
+  CheckDisjoint(env, x, "x", y, "y");
   const double si = ArgScale(info, 5, "inScale"), so = ArgScale(info, 7, "outScale");
   // PyTorch: float multiplier = q_scale_in / q_scale_out / size, computed in double.
   const float mult = static_cast<float>(si / so / static_cast<double>(hw));
@@ -183,7 +193,9 @@ Napi::Value QMaxPool2d(const Napi::CallbackInfo& info) {
   auto y = ArgArray<uint8_t>(info, 8, "y", napi_uint8_array, "Uint8Array");
   if (k == 0 || s == 0 || pad * 2 > k || h + 2 * pad < k || w + 2 * pad < k) ThrowRange(env, "bad pooling geometry");
   const size_t oh = (h + 2 * pad - k) / s + 1, ow = (w + 2 * pad - k) / s + 1;
-  if (x.ElementLength() != n * h * w * c || y.ElementLength() != n * oh * ow * c) ThrowRange(env, "x or y has the wrong length");
+  CheckLength(env, x.ElementLength(), static_cast<double>(n) * h * w * c, "x (n*h*w*c)");
+  CheckLength(env, y.ElementLength(), static_cast<double>(n) * oh * ow * c, "y (n*oh*ow*c)");
+  CheckDisjoint(env, x, "x", y, "y");
   ptq_qmaxpool2d_u8_scalar(x.Data(), y.Data(), n, h, w, c, k, s, pad, oh, ow);
   return env.Undefined();
 }

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <string>
@@ -43,7 +44,10 @@ struct Plan {
   std::unique_ptr<uint8_t, AlignedFree> arena;
   std::vector<Napi::Reference<Napi::Value>> keep;  // the packed-weight handles stay alive
   std::mutex mu;                                    // one run at a time per plan
+  std::atomic<bool> disposed{false};                // set (under mu) by planDispose
 };
+
+constexpr size_t kMaxArenaBytes = size_t{1} << 34;  // 16 GiB: far beyond any real model at maxBatch
 
 constexpr size_t kElemChunk = 16384;
 constexpr size_t kDepthFirstMinBytes = size_t(256) << 10;
@@ -134,8 +138,10 @@ void RunOp(const Plan& plan, const Op& op, size_t n, const float* input, float* 
   }
 }
 
-void RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t threads, double* op_ns = nullptr) {
+// Runs the plan; false (nothing run) when it has been disposed.
+bool RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t threads, double* op_ns = nullptr) {
   std::lock_guard<std::mutex> lock(plan.mu);
+  if (plan.disposed.load()) return false;
   if (threads > ThreadPool::Global().Size()) threads = ThreadPool::Global().Size();
   // Batches run depth first: each thread takes whole samples through the whole model, so a
   // sample's activations stay in its core's L2 from layer to layer and threads never wait on each
@@ -154,7 +160,7 @@ void RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t thr
       float* out = output + b * plan.out_floats;
       for (const Op& op : plan.ops) RunOp(plan, op, 1, in, out, 1, static_cast<ptrdiff_t>(worker));
     });
-    if (first == n) return;
+    if (first == n) return true;
     input += first * plan.in_floats;
     output += first * plan.out_floats;
     n -= first;
@@ -164,7 +170,10 @@ void RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t thr
     RunOp(plan, plan.ops[i], n, input, output, threads);
     if (op_ns) op_ns[i] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
   }
+  return true;
 }
+
+constexpr const char* kDisposed = "the plan has been disposed";
 
 size_t Num(Napi::Object o, const char* key, Napi::Env env, size_t max = (1ull << 32)) {
   Napi::Value v = o.Get(key);
@@ -186,7 +195,9 @@ float Flt(Napi::Object o, const char* key, Napi::Env env) {
 int SlotOf(Napi::Object o, const char* key, Napi::Env env, size_t nslots) {
   Napi::Value v = o.Get(key);
   if (!v.IsNumber()) ThrowType(env, Cat("plan op field '", key, "' must be a slot index"));
-  const int s = v.As<Napi::Number>().Int32Value();
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (d != static_cast<double>(static_cast<int>(d))) ThrowRange(env, Cat("bad slot ", d));  // NaN, fractions, huge
+  const int s = static_cast<int>(d);
   if (s != kInput && s != kOutput && (s < 0 || static_cast<size_t>(s) >= nslots)) ThrowRange(env, Cat("bad slot ", s));
   return s;
 }
@@ -253,8 +264,7 @@ Napi::Value PlanCreate(const Napi::CallbackInfo& info) {
     } else if (kind == "conv") {
       op.kind = OpKind::kConv;
       Napi::Value hv = o.Get("handle");
-      if (!hv.IsExternal()) ThrowType(env, "conv op needs the packed conv handle");
-      op.conv = hv.As<Napi::External<PackedQConv>>().Data();
+      op.conv = HandleOf<PackedQConv>(env, hv, &kQConvTag, "conv op needs the packed conv handle");
       op.h = Num(o, "h", env, 1u << 20);
       op.w = Num(o, "w", env, 1u << 20);
       if (!QConvOutSize(*op.conv, op.h, op.w, &op.oh, &op.ow)) ThrowRange(env, "conv: input smaller than the kernel");
@@ -265,8 +275,7 @@ Napi::Value PlanCreate(const Napi::CallbackInfo& info) {
     } else if (kind == "gemm") {
       op.kind = OpKind::kGemm;
       Napi::Value hv = o.Get("handle");
-      if (!hv.IsExternal()) ThrowType(env, "gemm op needs the packed gemm handle");
-      op.gemm = hv.As<Napi::External<PackedQGemm>>().Data();
+      op.gemm = HandleOf<PackedQGemm>(env, hv, &kQGemmTag, "gemm op needs the packed gemm handle");
       op.rows = Num(o, "rows", env, 1u << 24);
       if (op.in0 < 0 || op.out < 0) ThrowRange(env, "gemm reads and writes slots");
       need(op.in0, op.rows * op.gemm->w.k, "gemm");
@@ -320,6 +329,8 @@ Napi::Value PlanCreate(const Napi::CallbackInfo& info) {
   }
   if (plan->ops.empty() || plan->ops.front().kind != OpKind::kQuantize || plan->ops.back().kind != OpKind::kDequantize)
     ThrowRange(env, "a plan starts with quantize and ends with dequantize");
+  if (off > kMaxArenaBytes / plan->max_batch)
+    ThrowRange(env, Cat("the activation arena would need ", static_cast<double>(off) * plan->max_batch, " bytes (limit ", kMaxArenaBytes, ")"));
   plan->arena_bytes = off * plan->max_batch;
   plan->arena = AlignedArray<uint8_t>(plan->arena_bytes);
   const int64_t bytes = static_cast<int64_t>(plan->arena_bytes);
@@ -327,6 +338,7 @@ Napi::Value PlanCreate(const Napi::CallbackInfo& info) {
     Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(p->arena_bytes));
     delete p;
   });
+  TagHandle(env, ext, &kPlanTag);
   Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
   return ext;
 }
@@ -341,9 +353,9 @@ struct RunArgs {
 RunArgs ParseRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 5) ThrowType(env, "planRun(plan, input, n, output, threads)");
-  if (!info[0].IsExternal()) ThrowType(env, "plan must be the handle returned by planCreate");
   RunArgs r{};
-  r.plan = info[0].As<Napi::External<Plan>>().Data();
+  r.plan = HandleOf<Plan>(env, info[0], &kPlanTag, "plan must be the handle returned by planCreate");
+  if (r.plan->disposed.load()) throw Napi::Error::New(env, kDisposed);
   auto in = ArgArray<float>(info, 1, "input", napi_float32_array, "Float32Array");
   r.n = ArgSize(info, 2, "n", r.plan->max_batch);
   auto out = ArgArray<float>(info, 3, "output", napi_float32_array, "Float32Array");
@@ -352,8 +364,7 @@ RunArgs ParseRun(const Napi::CallbackInfo& info) {
   if (r.threads == 0) r.threads = ThreadPool::Global().Size();
   if (in.ElementLength() != r.n * r.plan->in_floats) ThrowRange(env, Cat("input must have ", r.n * r.plan->in_floats, " floats"));
   if (out.ElementLength() != r.n * r.plan->out_floats) ThrowRange(env, Cat("output must have ", r.n * r.plan->out_floats, " floats"));
-  const uint8_t *ib = reinterpret_cast<const uint8_t*>(in.Data()), *ob = reinterpret_cast<const uint8_t*>(out.Data());
-  if (ib < ob + out.ByteLength() && ob < ib + in.ByteLength()) ThrowRange(env, "input and output must not overlap");
+  CheckDisjoint(env, in, "input", out, "output");
   r.in = in.Data();
   r.out = out.Data();
   return r;
@@ -361,28 +372,43 @@ RunArgs ParseRun(const Napi::CallbackInfo& info) {
 
 Napi::Value PlanRunSync(const Napi::CallbackInfo& info) {
   RunArgs r = ParseRun(info);
-  RunPlan(*r.plan, r.n, r.in, r.out, r.threads);
+  if (!RunPlan(*r.plan, r.n, r.in, r.out, r.threads)) throw Napi::Error::New(info.Env(), kDisposed);
   return info.Env().Undefined();
 }
 
-// Runs a plan on a libuv worker thread; the plan, input and output stay referenced until done.
+// Runs a plan on a libuv worker thread. The worker reads and writes its own copies of the input
+// and output: JS may detach, transfer or resize the caller's buffers (or write to a shared one)
+// while the run is in flight without the worker ever touching freed or foreign memory. The
+// output is copied back on the JS thread, if the output view still has its length.
 class PlanWorker : public Napi::AsyncWorker {
  public:
   PlanWorker(Napi::Env env, const RunArgs& r, const Napi::CallbackInfo& info)
-      : Napi::AsyncWorker(env, "ptq:planRun"), r_(r), deferred_(Napi::Promise::Deferred::New(env)) {
+      : Napi::AsyncWorker(env, "ptq:planRun"), r_(r), deferred_(Napi::Promise::Deferred::New(env)),
+        in_(r.in, r.in + r.n * r.plan->in_floats), out_(r.n * r.plan->out_floats) {
     plan_ref_ = Napi::Persistent(info[0]);
-    in_ref_ = Napi::Persistent(info[1]);
     out_ref_ = Napi::Persistent(info[3]);
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override { RunPlan(*r_.plan, r_.n, r_.in, r_.out, r_.threads); }
-  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void Execute() override {
+    if (!RunPlan(*r_.plan, r_.n, in_.data(), out_.data(), r_.threads)) SetError(kDisposed);
+  }
+  void OnOK() override {
+    Napi::Value v = out_ref_.Value();
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+        v.As<Napi::Float32Array>().ElementLength() != out_.size()) {
+      deferred_.Reject(Napi::Error::New(Env(), "the output buffer was detached or resized during the run").Value());
+      return;
+    }
+    memcpy(v.As<Napi::Float32Array>().Data(), out_.data(), out_.size() * sizeof(float));
+    deferred_.Resolve(Env().Undefined());
+  }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
   RunArgs r_;
   Napi::Promise::Deferred deferred_;
-  Napi::Reference<Napi::Value> plan_ref_, in_ref_, out_ref_;
+  std::vector<float> in_, out_;
+  Napi::Reference<Napi::Value> plan_ref_, out_ref_;
 };
 
 Napi::Value PlanRun(const Napi::CallbackInfo& info) {
@@ -401,21 +427,42 @@ Napi::Value PlanProfile(const Napi::CallbackInfo& info) {
   RunArgs r = ParseRun(info);
   auto out = Napi::Float64Array::New(env, r.plan->ops.size());
   std::vector<double> ns(r.plan->ops.size(), 0.0);
-  for (size_t i = 0; i < reps; i++) RunPlan(*r.plan, r.n, r.in, r.out, r.threads, ns.data());
+  for (size_t i = 0; i < reps; i++)
+    if (!RunPlan(*r.plan, r.n, r.in, r.out, r.threads, ns.data())) throw Napi::Error::New(env, kDisposed);
   for (size_t i = 0; i < ns.size(); i++) out[i] = reps ? ns[i] / reps : 0.0;
   return out;
 }
 
 Napi::Value PlanInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 1 || !info[0].IsExternal()) ThrowType(env, "planInfo(plan)");
-  const Plan& p = *info[0].As<Napi::External<Plan>>().Data();
+  if (info.Length() != 1) ThrowType(env, "planInfo(plan)");
+  const Plan& p = *HandleOf<Plan>(env, info[0], &kPlanTag, "plan must be the handle returned by planCreate");
+  if (p.disposed.load()) throw Napi::Error::New(env, kDisposed);
   Napi::Object o = Napi::Object::New(env);
   o.Set("ops", static_cast<double>(p.ops.size()));
   o.Set("arenaBytes", static_cast<double>(p.arena_bytes));
   o.Set("maxBatch", static_cast<double>(p.max_batch));
   o.Set("poolThreads", static_cast<double>(ThreadPool::Global().Size()));
   return o;
+}
+
+// planDispose(plan): frees the arena and releases the packed weights now instead of at GC. Waits for
+// the run in progress (if any) to finish; runs queued after it reject, later calls throw.
+// Idempotent. The handle itself (a few bytes) is freed by GC as before.
+Napi::Value PlanDispose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1) ThrowType(env, "planDispose(plan)");
+  Plan& p = *HandleOf<Plan>(env, info[0], &kPlanTag, "plan must be the handle returned by planCreate");
+  std::lock_guard<std::mutex> lock(p.mu);
+  if (p.disposed.load()) return env.Undefined();
+  p.disposed.store(true);
+  p.ops.clear();
+  p.arena.reset();
+  for (auto& ref : p.keep) ref.Reset();
+  p.keep.clear();
+  Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(p.arena_bytes));
+  p.arena_bytes = 0;
+  return env.Undefined();
 }
 
 }  // namespace
@@ -426,6 +473,7 @@ void RegisterPlan(Napi::Env env, Napi::Object exports) {
   exports.Set("planRun", Napi::Function::New(env, PlanRun, "planRun"));
   exports.Set("planInfo", Napi::Function::New(env, PlanInfo, "planInfo"));
   exports.Set("planProfile", Napi::Function::New(env, PlanProfile, "planProfile"));
+  exports.Set("planDispose", Napi::Function::New(env, PlanDispose, "planDispose"));
 }
 
 }  // namespace ptq

@@ -11,7 +11,8 @@ const path = require('path');
 const fs = require('fs');
 
 const root = path.resolve(__dirname, '..');
-const SUITES = ['qgemm.parity', 'qops.parity', 'native-boundary', 'plan', 'float-kernels', 'stats'].map((s) => `test/${s}.test.ts`);
+const SUITES = ['qgemm.parity', 'qops.parity', 'native-boundary', 'plan', 'float-kernels', 'stats', 'concurrency',
+  'fuzz-model-file'].map((s) => `test/${s}.test.ts`);
 
 function runtime(name) {
   const p = execFileSync('g++', [`-print-file-name=${name}`], { encoding: 'utf8' }).trim();
@@ -33,6 +34,7 @@ const env = {
   ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:detect_stack_use_after_return=0',
   UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
   PTQ_NODE_PREBUILD: binary,
+  PTQ_SANITIZE: '1', // suites skip RSS-based checks (ASan's quarantine keeps freed memory resident)
 };
 const jest = path.join(root, 'node_modules', 'jest', 'bin', 'jest.js');
 const r = spawnSync(process.execPath, [jest, '--runInBand', ...SUITES], { cwd: root, env, stdio: 'inherit' });

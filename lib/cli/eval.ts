@@ -1,8 +1,8 @@
 // `ptq eval`: accuracy of a quantized model file, or of a float model (--arch/--weights).
-import * as fs from 'fs';
 import { Command } from 'commander';
 import { evaluate } from '../evaluate';
 import { loadQuantizedModel } from '../io/model-file';
+import { writeFileAtomic } from '../io/safetensors';
 import { ARCHITECTURES, ArchitectureSpec } from '../models';
 import { Module } from '../nn/module';
 import { loadFloatModel } from '../workflow';
@@ -85,7 +85,7 @@ export function registerEval(p: Command): void {
     const bs = positiveInt('--batch-size', a.batchSize);
     const r = evaluate(runnerFor(model, ds.sampleShape, a.backend, bs), ds, { batchSize: bs, limit, keepLogits: !!a.saveLogits, onProgress: (d) => bar.update(d) });
     bar.stop();
-    if (a.saveLogits && r.logits) fs.writeFileSync(a.saveLogits, Buffer.from(r.logits.buffer, r.logits.byteOffset, r.logits.byteLength));
+    if (a.saveLogits && r.logits) writeFileAtomic(a.saveLogits, new Uint8Array(r.logits.buffer, r.logits.byteOffset, r.logits.byteLength));
     if (a.json) console.log(JSON.stringify({ top1: r.top1, top5: r.top5, count: r.count, tied_max: r.tiedMax }));
     else
       console.log(`Acc@1 ${r.top1.toFixed(2)}  Acc@5 ${r.top5.toFixed(2)} on ${r.count} images ` +

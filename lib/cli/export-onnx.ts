@@ -1,9 +1,9 @@
 // `ptq export-onnx`: a quantized model file as ONNX QOperator int8, or a float zoo model
 // (--arch/--weights, BN folded into the convs) as plain float ONNX, for ONNX Runtime.
-import * as fs from 'fs';
 import { Command } from 'commander';
 import { exportOnnx } from '../io/onnx-export';
 import { loadQuantizedModel } from '../io/model-file';
+import { writeFileAtomic } from '../io/safetensors';
 import { ARCHITECTURES, ArchitectureSpec } from '../models';
 import { Module } from '../nn/module';
 import { loadFloatModel } from '../workflow';
@@ -43,7 +43,7 @@ export function exportOnnxFile(model: string | undefined, out: string, a: Export
     m = f;
   }
   const bytes = exportOnnx(m, spec, { float: !model });
-  fs.writeFileSync(out, bytes);
+  writeFileAtomic(out, bytes); // temp file + rename: a crash never leaves a half .onnx
   return { out, dtype: model ? 'int8' : 'float32', architecture: spec, bytes: bytes.length };
 }
 

@@ -18,6 +18,7 @@ interface ServeArgs extends PreprocessArgs {
   topK: string;
   threads: string;
   bodyLimit: string;
+  requestTimeoutMs: string;
   preprocessThreads?: string;
   log?: boolean;
 }
@@ -41,6 +42,7 @@ export function registerServe(p: Command): void {
     .option('--top-k <n>', 'predictions per response (a request may pass ?top_k=)', '5')
     .option('--threads <n>', 'intra-op threads per batch (0: all cores)', '0')
     .option('--body-limit <bytes>', 'largest request body', String(8 << 20))
+    .option('--request-timeout-ms <ms>', 'a request (headers and body) not received within this time gets 408 and its connection closed', '30000')
     .option('--preprocess-threads <n>', 'worker threads decoding and preprocessing images (default: cores - 1, 1..4; 0: on the event loop)')
     .option('--log', 'log requests (fastify/pino JSON lines on stdout)');
   addPreprocessOptions(c)
@@ -58,6 +60,7 @@ export function registerServe(p: Command): void {
         model: compiled, preprocess, labels, topK: positiveInt('--top-k', a.topK), maxBatch,
         maxWaitMs: nonNegative('--max-wait-ms', a.maxWaitMs), maxQueue: positiveInt('--max-queue', a.maxQueue),
         bodyLimit: positiveInt('--body-limit', a.bodyLimit), logger: !!a.log,
+        requestTimeoutMs: positiveInt('--request-timeout-ms', a.requestTimeoutMs),
         preprocessThreads: a.preprocessThreads !== undefined ? nonNegative('--preprocess-threads', a.preprocessThreads) : undefined,
       });
       const port = Number(a.port);

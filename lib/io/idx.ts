@@ -25,7 +25,8 @@ const TYPES: Readonly<Record<number, { size: number; make: (n: number) => IdxDat
 function maybeGunzip(bytes: Uint8Array, label?: string): Uint8Array {
   if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
   try {
-    return gunzipSync(bytes);
+    // Deflate expands data by at most ~1032x: a "gzip bomb" claiming more is refused before it is inflated.
+    return gunzipSync(bytes, { maxOutputLength: Math.min(bytes.length * 1032 + 1024, 2 ** 31 - 1) });
   } catch (err) {
     throw new FormatError(`corrupt gzip data: ${(err as Error).message}`, label);
   }

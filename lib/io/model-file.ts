@@ -1,7 +1,7 @@
 // The quantized model file: one .safetensors with int8 weights, float biases, weight qparams and,
 // in its metadata, the architecture and every quantized module's type, configuration and output
 // qparams. Loading rebuilds the architecture, fuses it and swaps in the quantized modules.
-import { ArchitectureSpec, createModel } from '../models';
+import { ARCHITECTURES, ArchitectureSpec, createModel } from '../models';
 import { Module } from '../nn/module';
 import { fuseStructureOnly } from '../quantization/fuse';
 import { GRAPH_FORMAT, GraphModule, GraphSpec } from '../nn/graph';
@@ -9,15 +9,36 @@ import { OnnxQGlobalAveragePool, OnnxQLinearAdd, OnnxQLinearConcat } from '../nn
 import { DeQuantize, QFunctional, QuantizedConv2d, QuantizedDropout, QuantizedLinear, Quantize, QWeight } from '../nn/quantized';
 import type { Conv2dGeometry } from '../kernels/float';
 import type { ImagePreprocess } from './images';
+import { createHash } from 'crypto';
 import { FloatIsland } from '../nn/float-island';
 import { ConvReLU2d, LinearReLU } from '../nn/intrinsic';
 import { Conv2d, Linear } from '../nn/layers';
 import { Tensor } from '../tensor';
 import { readSafetensors, encodeSafetensors, writeFileAtomic } from './safetensors';
-import { FormatError, RawTensor } from './types';
+import { bytesOf, FormatError, RawTensor } from './types';
 
-/** The format tag in the metadata. */
-export const MODEL_FORMAT = 'ptq-node.quantized-model/1';
+/**
+ * The format tag in the metadata. Version 2 adds the `checksum` metadata entry (required);
+ * version 1 files (no checksum) still load, with a warning.
+ */
+export const MODEL_FORMAT = 'ptq-node.quantized-model/2';
+/** The previous format tag: same layout, no checksum. */
+export const MODEL_FORMAT_V1 = 'ptq-node.quantized-model/1';
+
+/**
+ * SHA-256 over everything the file holds: each tensor's name, dtype, shape and bytes (in file
+ * order), then every metadata entry but `checksum` itself (sorted by key). Any changed byte of
+ * the data or of a header value changes it.
+ */
+export function modelChecksum(tensors: Map<string, RawTensor>, metadata: Record<string, string>): string {
+  const h = createHash('sha256');
+  for (const [name, t] of tensors) {
+    h.update(`${JSON.stringify([name, t.dtype, t.shape])}\n`);
+    h.update(bytesOf(t.data));
+  }
+  for (const k of Object.keys(metadata).filter((key) => key !== 'checksum').sort()) h.update(`${JSON.stringify([k, metadata[k]])}\n`);
+  return `sha256:${h.digest('hex')}`;
+}
 
 /** One quantized module as recorded in the file. */
 export interface ModuleRecord {
@@ -119,7 +140,7 @@ export function encodeQuantizedModel(model: Module, info: QuantizedModelInfo): U
   const isGraph = model instanceof GraphModule;
   if (isGraph !== (info.architecture.arch === 'graph'))
     throw new Error(isGraph ? "a GraphModule (imported ONNX) is saved with architecture { arch: 'graph' }" : "architecture 'graph' is only for a GraphModule");
-  const meta: Record<string, string> = {
+  const metadata: Record<string, string> = {
     format: MODEL_FORMAT,
     architecture: JSON.stringify(info.architecture),
     qconfig: info.qconfig,
@@ -128,8 +149,9 @@ export function encodeQuantizedModel(model: Module, info: QuantizedModelInfo): U
     ...(info.labels ? { labels: JSON.stringify(info.labels) } : {}),
     ...(info.preprocess ? { preprocess: JSON.stringify(info.preprocess) } : {}),
   };
-  if (model instanceof GraphModule) meta.graph = JSON.stringify(model.spec);
-  return encodeSafetensors(tensors, meta);
+  if (model instanceof GraphModule) metadata.graph = JSON.stringify(model.spec);
+  metadata.checksum = modelChecksum(tensors, metadata);
+  return encodeSafetensors(tensors, metadata);
 }
 
 /** Writes a converted model to one .safetensors file, atomically (temp file + rename). */
@@ -150,8 +172,16 @@ export function readQuantizedModelFile(file: string | Uint8Array): QuantizedMode
   const label = typeof file === 'string' ? file : undefined;
   // Weights are views into the file's bytes when we read the file ourselves.
   const { tensors, metadata } = readSafetensors(file, { view: true });
-  if (metadata.format !== MODEL_FORMAT)
-    throw new FormatError(`not a ptq-node quantized model (format '${metadata.format ?? 'missing'}', expected '${MODEL_FORMAT}')`, label);
+  if (metadata.format !== MODEL_FORMAT && metadata.format !== MODEL_FORMAT_V1)
+    throw new FormatError(`not a ptq-node quantized model (format '${String(metadata.format ?? 'missing').slice(0, 80)}', expected '${MODEL_FORMAT}')`, label);
+  if (metadata.checksum !== undefined || metadata.format === MODEL_FORMAT) {
+    if (typeof metadata.checksum !== 'string') throw new FormatError('the checksum is missing (a damaged file?)', label);
+    if (modelChecksum(tensors, metadata) !== metadata.checksum)
+      throw new FormatError('checksum mismatch: the file is damaged or was modified after it was written', label);
+  } else {
+    process.emitWarning(`${label ?? 'model file'}: format ${MODEL_FORMAT_V1} has no checksum, so damage cannot be detected; re-save it to add one`,
+      { code: 'PTQ_MODEL_NO_CHECKSUM' });
+  }
   const parse = <T>(key: string): T => {
     try {
       return JSON.parse(metadata[key]) as T;
@@ -161,9 +191,14 @@ export function readQuantizedModelFile(file: string | Uint8Array): QuantizedMode
   };
   const records = parse<ModuleRecord[]>('modules');
   if (!Array.isArray(records)) throw new FormatError("metadata 'modules' is not a list", label);
+  records.forEach((r, i) => {
+    if (typeof r !== 'object' || r === null || Array.isArray(r) || typeof r.name !== 'string' || typeof r.type !== 'string')
+      throw new FormatError(`metadata 'modules'[${i}] is not a {name, type, ...} record`, label);
+  });
   const architecture = parse<ArchitectureSpec | GraphArchitecture>('architecture');
+  if (typeof architecture !== 'object' || architecture === null || Array.isArray(architecture)) throw new FormatError("metadata 'architecture' is not an object", label);
   let graph: GraphSpec | undefined;
-  if (architecture && architecture.arch === 'graph') {
+  if (architecture.arch === 'graph') {
     graph = parse<GraphSpec>('graph');
     if (!graph || graph.format !== GRAPH_FORMAT || !Array.isArray(graph.nodes))
       throw new FormatError(`metadata 'graph' is not a ${GRAPH_FORMAT} description`, label);
@@ -172,6 +207,8 @@ export function readQuantizedModelFile(file: string | Uint8Array): QuantizedMode
   if (labels !== undefined && (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string')))
     throw new FormatError("metadata 'labels' is not a list of strings", label);
   const preprocess = metadata.preprocess !== undefined ? parse<ImagePreprocess>('preprocess') : undefined;
+  if (preprocess !== undefined && (typeof preprocess !== 'object' || preprocess === null || Array.isArray(preprocess)))
+    throw new FormatError("metadata 'preprocess' is not an object", label);
   return {
     architecture, qconfig: metadata.qconfig ?? '', provenance: parse('provenance'), records, tensors, graph,
     ...(labels ? { labels } : {}), ...(preprocess ? { preprocess } : {}),
@@ -210,10 +247,80 @@ function actQParams(r: ModuleRecord, label?: string): [number, number] {
   return [Math.fround(s), z];
 }
 
+const makeDivisible = (v: number, d = 8): number => {
+  const n = Math.max(d, Math.floor((v + d / 2) / d) * d);
+  return n < 0.9 * v ? n + d : n;
+};
+
+/** Float parameters the architecture's skeleton allocates (an estimate within a few percent), without building it. */
+function skeletonParams(spec: ArchitectureSpec): number {
+  if (spec.arch === 'resnet18') return 11.2e6 + 513 * spec.numClasses;
+  if (spec.arch === 'resnet50') return 23.6e6 + 2049 * spec.numClasses;
+  const wm = spec.widthMult ?? 1;
+  const rows = spec.invertedResidualSetting ?? [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]];
+  let inp = makeDivisible(32 * wm);
+  const last = makeDivisible(1280 * Math.max(1, wm));
+  let p = 27 * inp;
+  for (const [t, c, n] of rows) {
+    const out = makeDivisible(c * wm);
+    for (let i = 0; i < n; i++) {
+      const hidden = Math.round(inp * t);
+      p += (t !== 1 ? inp * hidden : 0) + 9 * hidden + hidden * out;
+      inp = out;
+    }
+  }
+  return p + inp * last + (last + 1) * spec.numClasses;
+}
+
+/**
+ * The architecture spec is checked before the skeleton is built: plain values in sane ranges,
+ * and a skeleton (float weights, about 4 bytes per int8 weight in the file) no larger than the
+ * file's tensors justify, so a few changed metadata bytes cannot make the loader allocate
+ * gigabytes.
+ */
+function checkArchitecture(f: QuantizedModelFile, label?: string): void {
+  const a = f.architecture as unknown as Record<string, unknown>;
+  const bad = (msg: string): FormatError => new FormatError(`metadata 'architecture': ${msg}`, label);
+  let fileBytes = 0;
+  for (const t of f.tensors.values()) fileBytes += t.data.byteLength;
+  if (a.arch === 'graph') {
+    // An imported graph: its conv / linear / batch-norm descriptors size the skeleton.
+    const nodes = f.graph?.nodes ?? [];
+    if (nodes.length > 100_000) throw new FormatError(`metadata 'graph': ${nodes.length} nodes`, label);
+    let params = 0;
+    for (const n of nodes) {
+      const d = n.module as Record<string, unknown> | undefined;
+      if (!d || typeof d !== 'object') continue;
+      const num = (k: string): number => {
+        const v = d[k];
+        const x = Array.isArray(v) ? v.reduce((p: number, q) => p * (typeof q === 'number' ? q : NaN), 1) : v;
+        if (typeof x !== 'number' || !Number.isFinite(x) || x < 0) throw new FormatError(`metadata 'graph': node '${String(n.name)}' has a bad ${k}`, label);
+        return x;
+      };
+      if (d.type === 'Conv2d') params += num('outChannels') * (num('inChannels') / Math.max(1, num('groups'))) * num('kernel') * (Array.isArray(d.kernel) ? 1 : num('kernel'));
+      else if (d.type === 'Linear') params += num('inFeatures') * num('outFeatures');
+      else if (d.type === 'BatchNorm2d') params += 4 * num('numFeatures');
+    }
+    if (!(4 * params <= 6 * fileBytes + (16 << 20)))
+      throw new FormatError(`metadata 'graph' needs ~${Math.round((4 * params) / 2 ** 20)} MiB of float weights, far more than the ${fileBytes} bytes of weights in the file`, label);
+    return;
+  }
+  if (typeof a.arch !== 'string' || !(ARCHITECTURES as readonly string[]).includes(a.arch)) throw bad(`unknown arch ${JSON.stringify(a.arch)?.slice(0, 40)}; known: ${ARCHITECTURES.join(', ')}`);
+  if (typeof a.numClasses !== 'number' || !Number.isInteger(a.numClasses) || a.numClasses < 1 || a.numClasses > 1 << 20) throw bad('numClasses must be an integer in [1, 2^20]');
+  if (a.widthMult !== undefined && (typeof a.widthMult !== 'number' || !(a.widthMult > 0 && a.widthMult <= 4))) throw bad('widthMult must be in (0, 4]');
+  const s = a.invertedResidualSetting;
+  if (s !== undefined && (!Array.isArray(s) || s.length > 64 || !s.every((r) => Array.isArray(r) && r.length === 4 &&
+    r.every((v) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 4096)))) throw bad('invertedResidualSetting must be up to 64 rows of 4 integers in [1, 4096]');
+  const need = 4 * skeletonParams(f.architecture as ArchitectureSpec);
+  if (!(need <= 6 * fileBytes + (16 << 20)))
+    throw bad(`${f.architecture.arch} with these settings needs ~${Math.round(need / 2 ** 20)} MiB of float weights, far more than the ${fileBytes} bytes of weights in the file`);
+}
+
 /** Loads a quantized model file: the converted model, ready to run (no calibration data needed). */
 export function loadQuantizedModel(file: string | Uint8Array): { model: Module; info: QuantizedModelFile } {
   const label = typeof file === 'string' ? file : undefined;
   const f = readQuantizedModelFile(file);
+  checkArchitecture(f, label);
   let model: Module;
   try {
     model = f.graph ? new GraphModule(f.graph) : createModel(f.architecture as ArchitectureSpec);
@@ -223,7 +330,11 @@ export function loadQuantizedModel(file: string | Uint8Array): { model: Module; 
   model.eval();
   // Every fused conv is replaced by its record below: only the fused structure is needed.
   fuseStructureOnly(() => (model as Module & { fuseModel(): void }).fuseModel());
+  const seen = new Set<string>();
   for (const r of f.records) {
+    if (seen.has(r.name)) throw new FormatError(`module '${r.name}' has two records`, label);
+    seen.add(r.name);
+    if (r.name === '') throw new FormatError('a record names the root module', label);
     let slot: Module;
     try {
       slot = model.getSubmodule(r.name);
@@ -231,6 +342,7 @@ export function loadQuantizedModel(file: string | Uint8Array): { model: Module; 
       throw new FormatError(`module '${r.name}' does not exist in ${f.architecture.arch}`, label);
     }
     let q: Module;
+    try {
     switch (r.type) {
       case 'Quantize': {
         const qm = new Quantize(...actQParams(r, label));
@@ -285,7 +397,12 @@ export function loadQuantizedModel(file: string | Uint8Array): { model: Module; 
         break;
       }
       default:
-        throw new FormatError(`unknown module type '${r.type}' for '${r.name}'`, label);
+        throw new FormatError(`unknown module type '${String(r.type).slice(0, 80)}' for '${r.name}'`, label);
+    }
+    } catch (e) {
+      // Constructors validate their arguments (TypeError/RangeError): from a file, that is a format error.
+      if (e instanceof FormatError) throw e;
+      throw new FormatError(`${r.name}: ${(e as Error).message}`, label);
     }
     model.setSubmodule(r.name, q);
   }

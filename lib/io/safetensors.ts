@@ -3,7 +3,7 @@
  * 8-byte little-endian header size N, N bytes of UTF-8 JSON `{name: {dtype, shape, data_offsets: [begin, end]},
  * "__metadata__": {string: string}}` (padded with spaces), then the byte buffer the offsets point into.
  */
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'fs';
 import { TextDecoder, TextEncoder } from 'util';
 import { endianness } from 'os';
 import { DType, DTYPE_ARRAY, DTYPE_SIZE, FormatError, RawTensor, bytesOf, checkShape, copyToTyped } from './types';
@@ -48,6 +48,10 @@ export function readSafetensors(file: string | Uint8Array, options: { view?: boo
     throw fail(`header is not valid UTF-8 JSON: ${(err as Error).message}`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) throw fail('header is not a JSON object');
+  // JSON.parse keeps the last of duplicate keys; the format forbids them (a second entry could
+  // silently replace the tensor a reviewer saw first).
+  const dup = duplicateKey(new TextDecoder('utf-8').decode(bytes.subarray(8, 8 + n)));
+  if (dup !== undefined) throw fail(`duplicate key ${JSON.stringify(dup.length > 80 ? dup.slice(0, 80) + '...' : dup)} in the header`);
 
   const metadata: Record<string, string> = {};
   const entries: { name: string; dtype: DType; shape: number[]; begin: number; end: number; order: number }[] = [];
@@ -103,6 +107,34 @@ export function readSafetensors(file: string | Uint8Array, options: { view?: boo
   return { tensors, metadata };
 }
 
+/**
+ * The first key that occurs twice in one object of a JSON text that JSON.parse accepted, if any.
+ * Iterative (no recursion), linear in the text.
+ */
+export function duplicateKey(json: string): string | undefined {
+  const stack: (Set<string> | null)[] = []; // one entry per open container: its keys, or null for an array
+  let expectKey = false;
+  for (let i = 0, n = json.length; i < n; i++) {
+    const c = json.charCodeAt(i);
+    if (c === 0x22) { // a string: find its end, skipping escapes
+      let j = i + 1;
+      while (j < n && json.charCodeAt(j) !== 0x22) j += json.charCodeAt(j) === 0x5c ? 2 : 1;
+      const keys = stack[stack.length - 1];
+      if (expectKey && keys) {
+        const key = JSON.parse(json.slice(i, j + 1)) as string;
+        if (keys.has(key)) return key;
+        keys.add(key);
+      }
+      expectKey = false;
+      i = j;
+    } else if (c === 0x7b) { stack.push(new Set()); expectKey = true; }
+    else if (c === 0x5b) { stack.push(null); expectKey = false; }
+    else if (c === 0x7d || c === 0x5d) { stack.pop(); expectKey = false; }
+    else if (c === 0x2c) expectKey = stack.length > 0 && stack[stack.length - 1] !== null;
+  }
+  return undefined;
+}
+
 /** Encodes tensors (in the given order) and optional string metadata as a safetensors byte buffer. */
 export function encodeSafetensors(tensors: Map<string, RawTensor> | Record<string, RawTensor>, metadata?: Record<string, string>): Uint8Array {
   const list = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
@@ -146,11 +178,23 @@ export function writeSafetensors(path: string, tensors: Map<string, RawTensor> |
   writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
-/** Writes bytes to a temporary file next to `path`, then renames it over `path` (no half files). */
+let tmpCounter = 0;
+
+/**
+ * Writes bytes to a temporary file next to `path` (same directory, so the rename stays on one
+ * file system), flushes it to disk, then renames it over `path`: readers see the old file or the
+ * new one, never a half-written one, even if the process dies mid-write.
+ */
 export function writeFileAtomic(path: string, bytes: Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}`;
+  const tmp = `${path}.tmp-${process.pid}-${tmpCounter++}`;
   try {
-    writeFileSync(tmp, bytes);
+    const fd = openSync(tmp, 'wx', 0o644);
+    try {
+      for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, bytes.length - off, off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, path);
   } catch (err) {
     try { unlinkSync(tmp); } catch { /* already gone */ }

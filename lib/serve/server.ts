@@ -32,6 +32,12 @@ export interface ServeOptions {
   bodyLimit?: number;
   /** Worker threads decoding and preprocessing images (default: cores - 1, at least 1, at most 4; 0: on the event loop). */
   preprocessThreads?: number;
+  /**
+   * A request whose headers and body have not fully arrived within this time gets a 408 and its
+   * connection is closed (default 30000): slow or stalled clients cannot hold connections open.
+   * Idle connections (no request started) are closed after the same time.
+   */
+  requestTimeoutMs?: number;
   /** Fastify's logger option (default false). */
   logger?: boolean;
 }
@@ -112,8 +118,16 @@ export function createServer(o: ServeOptions): PredictServer {
   // fastify is loaded here, not at import: `require('ptq-node')` stays light for library users.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const Fastify = require('fastify') as typeof import('fastify').default;
+  const requestTimeout = o.requestTimeoutMs ?? 30000;
+  if (!Number.isInteger(requestTimeout) || requestTimeout < 1) throw new RangeError(`requestTimeoutMs must be a positive integer, got ${requestTimeout}`);
   const app = Fastify({
-    logger: o.logger ?? false, bodyLimit: o.bodyLimit ?? 8 << 20, requestTimeout: 30000, return503OnClosing: true,
+    logger: o.logger ?? false, bodyLimit: o.bodyLimit ?? 8 << 20, requestTimeout, return503OnClosing: true,
+    // Node checks request/header timeouts every connectionsCheckingInterval (30 s by default):
+    // check often enough that the timeout is honoured within ~25%.
+    http: { headersTimeout: requestTimeout, connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(requestTimeout / 4))) },
+    // A connection that goes quiet (no bytes either way) is closed after twice the request timeout.
+    connectionTimeout: 2 * requestTimeout,
+    keepAliveTimeout: Math.min(72000, requestTimeout),
     // Malformed or cut-off HTTP (e.g. a body shorter than its Content-Length, then EOF): a JSON 400.
     clientErrorHandler: (err: Error & { code?: string }, socket) => {
       if (err.code === 'ECONNRESET' || !socket.writable) {
