@@ -12,7 +12,7 @@ import { GRAPH_FORMAT, GraphModule, GraphNodeSpec, GraphSpec, ModuleDesc } from 
 import { Module } from '../nn/module';
 import { OnnxQGlobalAveragePool, OnnxQLinearAdd, OnnxQLinearConcat } from '../nn/onnx-quantized';
 import { DeQuantize, QFunctional, QuantizedConv2d, QuantizedLinear, Quantize, QWeight } from '../nn/quantized';
-import { convPadding, OnnxConst, OnnxContext, OnnxImportError } from './onnx-import';
+import { convPadding, OnnxConst, OnnxContext, OnnxImportError, staticInputShape } from './onnx-import';
 import type { OnnxNodeProto } from './onnx-export';
 
 /** Options of the int8 import. */
@@ -57,7 +57,7 @@ export function importInt8Onnx(ctx: OnnxContext, options: Int8ImportOptions = {}
     throw new OnnxImportError(`the graph has ${inputs.length} inputs and ${(g.output ?? []).length} outputs; ptq-node imports single-input, single-output models`, file);
   const input = inputs[0].name;
   const graphOutput = g.output[0].name;
-  const inputShape = (inputs[0].type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined && Number(d.dim_value) > 0 ? Number(d.dim_value) : null));
+  const inputShape = staticInputShape(inputs[0].type?.tensor_type?.shape?.dim ?? [], input, file);
 
   // Constant nodes first (they may feed anything).
   for (const n of g.node) if (n.op_type === 'Constant') {

@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import { GRAPH_FORMAT, GraphModule, GraphNodeSpec, GraphSpec, ModuleDesc } from '../nn/graph';
 import { Tensor } from '../tensor';
-import { decodeOnnxModel, OnnxAttributeProto, OnnxModelProto, OnnxNodeProto, OnnxTensorProto } from './onnx-export';
+import { decodeOnnxModel, OnnxAttributeProto, OnnxDimension, OnnxModelProto, OnnxNodeProto, OnnxTensorProto } from './onnx-export';
 import { FormatError } from './types';
 
 /** An ONNX model ptq-node cannot import, naming the node, op type and attribute when there is one. */
@@ -62,6 +62,9 @@ export interface OnnxConst {
 
 const DT = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, DOUBLE: 11 } as const;
 const DT_NAMES: Record<number, string> = { 1: 'float', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 8: 'string', 9: 'bool', 10: 'float16', 11: 'double', 16: 'bfloat16' };
+
+/** Integer attributes that are sizes (at least 1). */
+const POSITIVE_ATTRS = new Set(['group', 'strides', 'dilations', 'kernel_shape']);
 
 /** A parsed ONNX model with the context messages need. */
 export class OnnxContext {
@@ -133,7 +136,14 @@ export class OnnxContext {
   }
   int(n: OnnxNodeProto, name: string, dflt: number): number {
     const a = this.attr(n, name);
-    return a ? Number(a.i ?? 0) : dflt;
+    return a ? this.checkInt(n, name, Number(a.i ?? 0)) : dflt;
+  }
+  /** Range rules by attribute name: sizes at least 1, pads at least 0, anything a safe integer. */
+  private checkInt(n: OnnxNodeProto, name: string, v: number): number {
+    const lo = POSITIVE_ATTRS.has(name) ? 1 : name === 'pads' ? 0 : -Number.MAX_SAFE_INTEGER;
+    const hi = POSITIVE_ATTRS.has(name) || name === 'pads' ? 1 << 16 : Number.MAX_SAFE_INTEGER;
+    if (!Number.isInteger(v) || v < lo || v > hi) throw this.error(n, `${name} value ${v} is out of range [${lo}, ${hi}]`, name);
+    return v;
   }
   float(n: OnnxNodeProto, name: string, dflt: number): number {
     const a = this.attr(n, name);
@@ -141,7 +151,7 @@ export class OnnxContext {
   }
   ints(n: OnnxNodeProto, name: string): number[] | undefined {
     const a = this.attr(n, name);
-    return a ? (a.ints ?? []).map(Number) : undefined;
+    return a ? (a.ints ?? []).map((v) => this.checkInt(n, name, Number(v))) : undefined;
   }
   str(n: OnnxNodeProto, name: string, dflt: string): string {
     const a = this.attr(n, name);
@@ -225,7 +235,7 @@ export function buildFloatGraph(ctx: OnnxContext, options: OnnxImportOptions = {
   const input = inputs[0];
   const tt = input.type?.tensor_type;
   if (tt && tt.elem_type !== DT.FLOAT) throw new OnnxImportError(`the graph input '${input.name}' is ${DT_NAMES[tt.elem_type] ?? tt.elem_type}, expected float`, file);
-  const inputShape = (tt?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined && Number(d.dim_value) > 0 ? Number(d.dim_value) : null));
+  const inputShape = staticInputShape(tt?.shape?.dim ?? [], input.name, file);
 
   const nodes: GraphNodeSpec[] = [];
   const weights = new Map<string, Tensor>();
@@ -605,6 +615,21 @@ export function convPads(ctx: OnnxContext, n: OnnxNodeProto, k: [number, number]
   return [pads[0], pads[1], pads[2], pads[3]];
 }
 
+/**
+ * The graph input's shape, null for dynamic dims: a declared size must be a plausible one (at most
+ * 2^24), since it becomes a preprocessing default and a plan's input shape.
+ */
+export function staticInputShape(dims: OnnxDimension[], name: string, file?: string): (number | null)[] {
+  if (dims.length > 8) throw new OnnxImportError(`the graph input '${name}' has rank ${dims.length}`, file);
+  return dims.map((d, i) => {
+    if (d.dim_value === undefined || d.dim_value === null) return null;
+    const v = Number(d.dim_value);
+    if (v === 0) return null; // unset (or symbolic)
+    if (!Number.isInteger(v) || v < 1 || v > 1 << 24) throw new OnnxImportError(`the graph input '${name}' declares dim ${i} = ${v}; expected 1..2^24, or a symbolic dim`, file);
+    return v;
+  });
+}
+
 /** True when the model contains int8 (QOperator or QDQ) ops. */
 export function isInt8Onnx(model: OnnxModelProto): boolean {
   return model.graph.node.some((n) => INT8_OPS.has(n.op_type));
@@ -617,6 +642,17 @@ export function isInt8Onnx(model: OnnxModelProto): boolean {
  * `file`: a path, the model bytes, or a decoded ModelProto (decodeOnnxModel).
  */
 export function importOnnx(file: string | Uint8Array | OnnxModelProto, options: OnnxImportOptions = {}): GraphModule {
+  try {
+    return importOnnxUnchecked(file, options);
+  } catch (e) {
+    // A malformed model that slipped past the checks above is still a FormatError (an ONNX file
+    // is untrusted input), with the underlying message, never another exception type.
+    if (e instanceof FormatError) throw e;
+    throw new OnnxImportError(`malformed ONNX model: ${(e as Error).message}`, typeof file === 'string' ? file : undefined);
+  }
+}
+
+function importOnnxUnchecked(file: string | Uint8Array | OnnxModelProto, options: OnnxImportOptions): GraphModule {
   const { model, label } = readOnnx(file);
   const ctx = new OnnxContext(model, label);
   if (isInt8Onnx(model)) {
