@@ -94,14 +94,16 @@ export class CompiledModel {
   /** Runs the model on a worker thread; the input is copied, so the caller may reuse it at once. */
   async run(input: Float32Array | Tensor): Promise<Tensor> {
     const { data, n } = this.check(input);
-    const copy = data.slice();
+    // planRun copies its input before it returns, so one chunk needs no copy here; a run of several
+    // chunks snapshots the input now (the caller may reuse its buffer once run() returns).
+    const src = n > this.maxBatch ? data.slice() : data;
     const out = new Float32Array(n * this.outPer);
     const b = loadNative().binding;
     for (let s = 0; s < n; s += this.maxBatch) {
       const k = Math.min(this.maxBatch, n - s);
       this.alive(); // disposed between chunks
       try {
-        await b.planRun(this.plan, copy.subarray(s * this.inPer, (s + k) * this.inPer), k, out.subarray(s * this.outPer, (s + k) * this.outPer), this.threads);
+        await b.planRun(this.plan, src.subarray(s * this.inPer, (s + k) * this.inPer), k, out.subarray(s * this.outPer, (s + k) * this.outPer), this.threads);
       } catch (e) {
         if (this.disposed) throw new PtqError('this CompiledModel was disposed while the run was queued', 'disposed');
         throw e;

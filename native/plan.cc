@@ -45,6 +45,23 @@ struct Plan {
   std::vector<Napi::Reference<Napi::Value>> keep;  // the packed-weight handles stay alive
   std::mutex mu;                                    // one run at a time per plan
   std::atomic<bool> disposed{false};                // set (under mu) by planDispose
+  // Input/output copies of async runs, recycled: a fresh multi-megabyte copy for each of many
+  // runs in flight page-faults on the JS thread (tens of ms of event-loop lag for 64 runs).
+  std::mutex io_mu;
+  std::vector<std::vector<float>> io_free[2];  // [0] inputs, [1] outputs
+  std::vector<float> TakeIo(int kind) {
+    std::lock_guard<std::mutex> l(io_mu);
+    auto& f = io_free[kind];
+    if (f.empty()) return {};
+    std::vector<float> v = std::move(f.back());
+    f.pop_back();
+    return v;
+  }
+  void GiveIo(int kind, std::vector<float>&& v) {
+    std::lock_guard<std::mutex> l(io_mu);
+    if (io_free[kind].size() < kMaxIoFree) io_free[kind].push_back(std::move(v));
+  }
+  static constexpr size_t kMaxIoFree = 64;
 };
 
 constexpr size_t kMaxArenaBytes = size_t{1} << 34;  // 16 GiB: far beyond any real model at maxBatch
@@ -384,9 +401,15 @@ class PlanWorker : public Napi::AsyncWorker {
  public:
   PlanWorker(Napi::Env env, const RunArgs& r, const Napi::CallbackInfo& info)
       : Napi::AsyncWorker(env, "ptq:planRun"), r_(r), deferred_(Napi::Promise::Deferred::New(env)),
-        in_(r.in, r.in + r.n * r.plan->in_floats), out_(r.n * r.plan->out_floats) {
+        in_(r.plan->TakeIo(0)), out_(r.plan->TakeIo(1)) {
+    in_.assign(r.in, r.in + r.n * r.plan->in_floats);  // reuses a recycled vector's memory
+    out_.resize(r.n * r.plan->out_floats);
     plan_ref_ = Napi::Persistent(info[0]);
     out_ref_ = Napi::Persistent(info[3]);
+  }
+  ~PlanWorker() override {
+    r_.plan->GiveIo(0, std::move(in_));  // plan_ref_ (destroyed after this body) keeps the plan alive
+    r_.plan->GiveIo(1, std::move(out_));
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {

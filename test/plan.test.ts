@@ -89,3 +89,15 @@ test('large inputs run batches depth first (whole samples per thread, then the r
     expect({ threads, y: Array.from(c.runSync(big).data) }).toEqual({ threads, y: want });
   }
 });
+
+test('run() reads its input when called: overwriting the caller\'s buffer right after does not change the result', async () => {
+  const q = quantizedSmall('fbgemm');
+  for (const maxBatch of [8, 3]) { // one chunk, and several chunks
+    const c = compileModel(q, { inputShape: [3, 28, 28], maxBatch });
+    const want = Array.from(c.runSync(x).data);
+    const buf = Float32Array.from(x.data);
+    const p = c.run(new Tensor(buf, x.shape));
+    buf.fill(0);
+    expect({ maxBatch, y: Array.from((await p).data) }).toEqual({ maxBatch, y: want });
+  }
+});
