@@ -86,6 +86,14 @@ void RunOp(const Plan& plan, const Op& op, size_t n, const float* input, float* 
         // (contiguous), then the planes are interleaved.
         const size_t c = op.nchw_c, hw = op.nchw_hw;
         const ptq_quantize_fn quantize = QuantizeKernel(plan.isa);
+#if defined(PTQ_X86)
+        if (c == 3 && plan.isa == PTQ_ISA_AVX512VNNI) {
+          pool.ParallelFor(n, threads, [&](size_t b, size_t) {
+            ptq_quantize_nchw3_f32_u8_avx512vnni(input + b * 3 * hw, y + b * hw * 3, hw, op.scale, op.zp);
+          });
+          return;
+        }
+#endif
         pool.ParallelFor(n, threads, [&](size_t b, size_t) {
           thread_local std::vector<uint8_t> planes;
           if (planes.size() < c * hw) planes.resize(c * hw);

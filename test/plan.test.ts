@@ -101,3 +101,13 @@ test('run() reads its input when called: overwriting the caller\'s buffer right 
     expect({ maxBatch, y: Array.from((await p).data) }).toEqual({ maxBatch, y: want });
   }
 });
+
+test('odd image sizes (the NCHW -> NHWC quantize has a pixel tail): same outputs', () => {
+  const q = quantizedSmall('default');
+  const odd = new Tensor(new Float32Array(3 * 3 * 27 * 27).map((_, i) => Math.sin(i * 0.11) * 2), [3, 3, 27, 27]);
+  const want = Array.from((q.call(odd) as Tensor).data);
+  for (const threads of [1, 2]) {
+    const c = compileModel(q, { inputShape: [3, 27, 27], maxBatch: 3, threads });
+    expect({ threads, y: Array.from(c.runSync(odd).data) }).toEqual({ threads, y: want });
+  }
+});

@@ -100,6 +100,55 @@ extern "C" void ptq_quantize_f32_u8_avx512vnni(const float* x, uint8_t* y, size_
   }
 }
 
+// pshufb masks that interleave three 16-byte planes (a, b, c) into 48 bytes a0 b0 c0 a1 ...:
+// output vector k, source plane s: byte p takes plane byte (16k + p) / 3 when (16k + p) % 3 == s.
+struct Interleave3Masks {
+  alignas(16) int8_t m[3][3][16];
+  Interleave3Masks() {
+    for (int k = 0; k < 3; k++)
+      for (int s = 0; s < 3; s++)
+        for (int p = 0; p < 16; p++) {
+          const int g = 16 * k + p;
+          m[k][s][p] = g % 3 == s ? static_cast<int8_t>(g / 3) : static_cast<int8_t>(-128);
+        }
+  }
+};
+const Interleave3Masks kInterleave3;
+
+extern "C" void ptq_quantize_nchw3_f32_u8_avx512vnni(const float* x, uint8_t* y, size_t hw, float scale, int32_t zp) {
+  // Quantizes 3 channel planes of hw floats (NCHW, one image) into NHWC bytes: each plane as the
+  // per-element kernel does, then one pshufb interleave per 16 pixels.
+  const __m512 inv = _mm512_set1_ps(1.0f / scale);
+  const __m512i lo = _mm512_set1_epi32(-zp), hi = _mm512_set1_epi32(255 - zp), z = _mm512_set1_epi32(zp);
+  const float *x0 = x, *x1 = x + hw, *x2 = x + 2 * hw;
+  __m128i mk[3][3];
+  for (int k = 0; k < 3; k++)
+    for (int s = 0; s < 3; s++) mk[k][s] = _mm_load_si128(reinterpret_cast<const __m128i*>(kInterleave3.m[k][s]));
+  size_t i = 0;
+  for (; i + 16 <= hw; i += 16, y += 48) {
+    const __m128i a = to_u8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x0 + i), inv)), lo, hi, z);
+    const __m128i b = to_u8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x1 + i), inv)), lo, hi, z);
+    const __m128i c = to_u8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x2 + i), inv)), lo, hi, z);
+#pragma GCC unroll 3
+    for (int k = 0; k < 3; k++) {
+      const __m128i v = _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, mk[k][0]), _mm_shuffle_epi8(b, mk[k][1])), _mm_shuffle_epi8(c, mk[k][2]));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(y + 16 * k), v);
+    }
+  }
+  if (i < hw) {
+    const __mmask16 m = tail_mask(hw - i);
+    alignas(16) uint8_t t[3][16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(t[0]), to_u8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x0 + i), inv)), lo, hi, z));
+    _mm_store_si128(reinterpret_cast<__m128i*>(t[1]), to_u8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x1 + i), inv)), lo, hi, z));
+    _mm_store_si128(reinterpret_cast<__m128i*>(t[2]), to_u8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x2 + i), inv)), lo, hi, z));
+    for (size_t p = 0; p < hw - i; p++, y += 3) {
+      y[0] = t[0][p];
+      y[1] = t[1][p];
+      y[2] = t[2][p];
+    }
+  }
+}
+
 extern "C" void ptq_dequantize_u8_f32_avx512vnni(const uint8_t* x, float* y, size_t begin, size_t end, float scale,
                                                  int32_t zp) {
   const __m512 s = _mm512_set1_ps(scale);
