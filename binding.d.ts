@@ -45,7 +45,7 @@ export interface Binding {
 
   /**
    * Packs a quantized conv2d. geometry = [cin, cout, kh, kw, strideH, strideW, padH, padW,
-   * dilationH, dilationW, groups]; weight: depthwise [kh][kw][c], else [groups][cout/g][kh][kw][cin/g].
+   * dilationH, dilationW, groups]; weight in PyTorch order [cout][cin/groups][kh][kw].
    */
   qconv2dPack(
     isa: IsaName, geometry: Int32Array, weight: Int8Array, accInit: Int32Array, bias: Float32Array,

@@ -9,6 +9,7 @@ import { TracingBackend } from './kernels/plan';
 import { Module } from './nn/module';
 import { floatIslands } from './nn/float-island';
 import { Tensor } from './tensor';
+import { withU8Allocator } from './qtensor';
 import { Quantize } from './nn/quantized';
 import { GraphModule } from './nn/graph';
 import { OnnxQGlobalAveragePool, OnnxQLinearAdd } from './nn/onnx-quantized';
@@ -153,7 +154,14 @@ export function compileModel(model: Module, o: CompileOptions): CompiledModel {
       'Run it module by module (model.call) instead');
   const tracer = new TracingBackend();
   const x = new Tensor(new Float32Array(o.inputShape.reduce((a, b) => a * b, 1)), [1, ...o.inputShape]);
-  const y = withBackendOverride(tracer, () => model.call(x)) as Tensor;
+  // The traced kernels do not run: their outputs are views of one large buffer nobody writes, so
+  // tracing costs address space, not memory (fresh zeroed outputs came to ~13 MB for MobileNetV2-224).
+  let scratch = new ArrayBuffer(0);
+  const view = (n: number): Uint8Array => {
+    if (n > scratch.byteLength) scratch = new ArrayBuffer(Math.max(n, 64 << 20));
+    return new Uint8Array(scratch, 0, n);
+  };
+  const y = withU8Allocator(view, () => withBackendOverride(tracer, () => model.call(x))) as Tensor;
   if (!(y instanceof Tensor)) throw new Error('compileModel: the model must return a float Tensor (end with DeQuantStub)');
   const traced = tracer.finish(x.data, y.data, o.inputShape);
   const plan = loadNative().binding.planCreate(traced.ops, traced.slotBytes, maxBatch, traced.inFloats, traced.outFloats, loadNative().isa);

@@ -4,6 +4,27 @@ import type { MemoryFormat } from './tensor';
 import { getBackend } from './kernels';
 import { defaultBackend } from './kernels/default';
 
+let u8Alloc: ((n: number) => Uint8Array) | null = null;
+
+/** A quint8 buffer for a kernel's output (every byte is written by the kernel). */
+export function u8Output(n: number): Uint8Array {
+  return u8Alloc ? u8Alloc(n) : new Uint8Array(n);
+}
+
+/**
+ * Runs fn with kernel outputs allocated by `alloc` (plan tracing hands out views of one large
+ * untouched buffer: the traced kernels do not run, so no output page is ever written).
+ */
+export function withU8Allocator<T>(alloc: (n: number) => Uint8Array, fn: () => T): T {
+  const before = u8Alloc;
+  u8Alloc = alloc;
+  try {
+    return fn();
+  } finally {
+    u8Alloc = before;
+  }
+}
+
 /** A per-tensor affine quint8 tensor. */
 export class QTensor {
   constructor(
@@ -45,7 +66,7 @@ export class QTensor {
       throw new RangeError(`QTensor.mean supports dims [2, 3] of a 4-D tensor, got [${dims.join(', ')}]`);
     if (this.memoryFormat !== 'channels_last') throw new RangeError('QTensor.mean expects channels_last data');
     const [n, c, h, w] = this.shape;
-    const y = new Uint8Array(n * c);
+    const y = u8Output(n * c);
     getBackend(defaultBackend()).qmeanHW(this.data, n, h * w, c, y, this.scale, this.zeroPoint);
     return new QTensor(y, keepdim ? [n, c, 1, 1] : [n, c], this.scale, this.zeroPoint, keepdim ? 'channels_last' : 'contiguous');
   }

@@ -13,7 +13,9 @@ namespace {
 // qconv2dPack(isa, geometry Int32Array[11], weight Int8Array, accInit Int32Array[cout],
 //             bias Float32Array[cout], multiplier Float32Array[cout], inputZp, outZp, outMin, outMax)
 // geometry = [cin, cout, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, groups].
-// weight layout: depthwise [kh][kw][c]; otherwise [groups][cout/groups][kh][kw][cin/groups].
+// weight layout: PyTorch's [cout][cin/groups][kh][kw]; reordered here for the kernels (depthwise
+// [kh][kw][c], otherwise per group [cout/groups][kh][kw][cin/groups], the im2col order), one group
+// at a time, so the copy is freed at once (a JS-side reorder left megabytes of garbage per model).
 Napi::Value QConv2dPack(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 10) ThrowType(env, "qconv2dPack expects 10 arguments");
@@ -42,7 +44,10 @@ Napi::Value QConv2dPack(const Napi::CallbackInfo& info) {
     ThrowRange(env, "accInit, bias and multiplier must have outChannels elements");
   p->depthwise = p->groups == p->cin && p->groups == p->cout;
   if (p->depthwise) {
-    p->dw_w.assign(weight.Data(), weight.Data() + weight.ElementLength());
+    const size_t taps = p->kh * p->kw;
+    p->dw_w.resize(p->cout * taps);
+    for (size_t oc = 0; oc < p->cout; oc++)
+      for (size_t t = 0; t < taps; t++) p->dw_w[t * p->cout + oc] = weight[oc * taps + t];
     p->dw_acc.assign(acc.Data(), acc.Data() + p->cout);
     p->dw_bias.assign(bias.Data(), bias.Data() + p->cout);
     p->dw_mult.assign(mult.Data(), mult.Data() + p->cout);
@@ -54,7 +59,12 @@ Napi::Value QConv2dPack(const Napi::CallbackInfo& info) {
       GroupGemm gg;
       const size_t sz = ptq_qgemm_packed_size(isa, k, opg);
       gg.packed = AlignedArray<uint8_t>(sz);
-      ptq_qgemm_pack(isa, k, opg, weight.Data() + g * opg * k, gg.packed.get());
+      std::vector<int8_t> wg(opg * k);  // [o][ky][kx][ic] of this group
+      const size_t khw = p->kh * p->kw;
+      for (size_t o = 0; o < opg; o++)
+        for (size_t ic = 0; ic < cpg; ic++)
+          for (size_t t = 0; t < khw; t++) wg[(o * khw + t) * cpg + ic] = weight[((g * opg + o) * cpg + ic) * khw + t];
+      ptq_qgemm_pack(isa, k, opg, wg.data(), gg.packed.get());
       gg.acc_init = AlignedArray<int32_t>(np);
       gg.bias = AlignedArray<float>(np);
       gg.multiplier = AlignedArray<float>(np);

@@ -148,23 +148,6 @@ function pickIsa(addon: NativeAddon, isa: IsaName | undefined): IsaName {
   return chosen;
 }
 
-/**
- * Conv weights in the layout the native kernels read: depthwise [kh][kw][c] (channels in vector
- * lanes); otherwise [groups][cout/groups][kh][kw][cin/groups], the im2col order (ky, kx, ic).
- */
-export function nativeConvWeightLayout(g: Conv2dGeometry, w: Int8Array): Int8Array {
-  const cpg = g.inChannels / g.groups, khw = g.kernelH * g.kernelW, out = new Int8Array(w.length);
-  const depthwise = g.groups === g.inChannels && g.groups === g.outChannels;
-  for (let oc = 0; oc < g.outChannels; oc++)
-    for (let ic = 0; ic < cpg; ic++)
-      for (let t = 0; t < khw; t++) {
-        const v = w[(oc * cpg + ic) * khw + t];
-        if (depthwise) out[t * g.outChannels + oc] = v;
-        else out[(oc * khw + t) * cpg + ic] = v;
-      }
-  return out;
-}
-
 /** The native handle behind packed weights of the native backend (for plans). */
 export function nativeHandleOf(p: PackedQConv2d | PackedQGemm): QConv2dPacked | QGemmPacked {
   if (p instanceof NativePackedQConv2d || p instanceof NativePackedQGemm) return p.handle;
@@ -199,7 +182,7 @@ export const nativeBackend: Backend = {
     const e = qconvEpilogue(spec);
     const geo = Int32Array.from([g.inChannels, g.outChannels, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW,
       g.dilationH, g.dilationW, g.groups]);
-    const handle = addon.binding.qconv2dPack(isa, geo, nativeConvWeightLayout(g, spec.weight), e.accInit, e.bias, e.multiplier,
+    const handle = addon.binding.qconv2dPack(isa, geo, spec.weight, e.accInit, e.bias, e.multiplier,
       spec.inputZeroPoint, e.outZeroPoint, e.outMin, e.outMax);
     return new NativePackedQConv2d({ ...g }, spec.inputZeroPoint, isa, handle);
   },

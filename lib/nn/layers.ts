@@ -3,7 +3,7 @@
 import { Conv2dGeometry, convOutSize, FloatKernels, PackedConv2dF32, PackedLinearF32 } from '../kernels/float';
 import { getFloatKernels } from '../kernels/float-select';
 import { outputBuffer, recycleBuffer, Tensor } from '../tensor';
-import { QTensor } from '../qtensor';
+import { QTensor, u8Output } from '../qtensor';
 import { getBackend } from '../kernels';
 import { defaultBackend } from '../kernels/default';
 import { pyFloatRepr as pyFloat } from '../quantization/observer';
@@ -312,7 +312,7 @@ export class MaxPool2d extends Module {
       if (this.dilation !== 1) throw new RangeError('quantized MaxPool2d supports dilation 1');
       const [n, c, h, w] = input.shape;
       const oh = convOutSize(h, this.kernelSize, this.stride, this.padding, 1), ow = convOutSize(w, this.kernelSize, this.stride, this.padding, 1);
-      const y = new Uint8Array(n * oh * ow * c);
+      const y = u8Output(n * oh * ow * c);
       getBackend(defaultBackend()).qmaxpool2d(input.data, n, h, w, c, this.kernelSize, this.stride, this.padding, y);
       return new QTensor(y, [n, c, oh, ow], input.scale, input.zeroPoint, 'channels_last');
     }
@@ -353,7 +353,7 @@ export class AdaptiveAvgPool2d extends Module {
     // Quantized: PyTorch's adaptive_avg_pool2d kernel (integer sum), output qparams = input's.
     if (x instanceof QTensor) {
       const [n, c, h, w] = x.shape;
-      const y = new Uint8Array(n * c);
+      const y = u8Output(n * c);
       getBackend(defaultBackend()).qadaptiveAvgPool(x.data, n, h * w, c, y, x.scale, x.zeroPoint, x.scale, x.zeroPoint);
       return new QTensor(y, [n, c, 1, 1], x.scale, x.zeroPoint, 'channels_last');
     }

@@ -7,7 +7,7 @@ import { Conv2dGeometry, convOutSize } from '../kernels/float';
 import type { Backend, PackedQConv2d, PackedQGemm } from '../kernels/backend';
 import { getBackend } from '../kernels';
 import { defaultBackend } from '../kernels/default';
-import { QTensor } from '../qtensor';
+import { QTensor, u8Output } from '../qtensor';
 import { Tensor } from '../tensor';
 import { roundHalfEven } from '../quantization/qparams';
 
@@ -72,7 +72,7 @@ export class Quantize extends QuantizedModule {
   forward(input: unknown): QTensor {
     if (!(input instanceof Tensor)) throw new TypeError('Quantize expects a float Tensor');
     const x = input.shape.length === 4 ? input.toChannelsLast() : input.contiguous();
-    const y = new Uint8Array(x.numel);
+    const y = u8Output(x.numel);
     if (this.onnxDivide) {
       const s = Math.fround(this.scale), z = this.zeroPoint, d = x.data;
       for (let i = 0; i < d.length; i++) {
@@ -159,7 +159,7 @@ export class QuantizedConv2d extends QuantizedModule {
     const backend = backendOf(this);
     const p = this.pack(backend, x.scale, x.zeroPoint);
     const oh = convOutSize(h, g.kernelH, g.strideH, g.padH, g.dilationH), ow = convOutSize(w, g.kernelW, g.strideW, g.padW, g.dilationW);
-    const y = new Uint8Array(n * oh * ow * g.outChannels);
+    const y = u8Output(n * oh * ow * g.outChannels);
     backend.qconv2d(p, x.data, n, h, w, y);
     return new QTensor(y, [n, g.outChannels, oh, ow], this.scale, this.zeroPoint, 'channels_last');
   }
@@ -215,7 +215,7 @@ export class QuantizedLinear extends QuantizedModule {
     const m = x.numel / k;
     const backend = backendOf(this);
     const p = this.pack(backend, x.scale, x.zeroPoint);
-    const y = new Uint8Array(m * this.outFeatures);
+    const y = u8Output(m * this.outFeatures);
     backend.qgemm(p, m, x.data, y);
     return new QTensor(y, [...x.shape.slice(0, -1), this.outFeatures], this.scale, this.zeroPoint, 'contiguous');
   }
@@ -242,7 +242,7 @@ export class QFunctional extends QuantizedModule {
     const x = expectQ(`QFunctional.${op}`, a), y = expectQ(`QFunctional.${op}`, b);
     if (x.shape.join() !== y.shape.join() || x.memoryFormat !== y.memoryFormat)
       throw new RangeError(`QFunctional.${op}: shapes [${x.shape.join(', ')}] and [${y.shape.join(', ')}] differ`);
-    const out = new Uint8Array(x.numel);
+    const out = u8Output(x.numel);
     backendOf(this).qadd(x.data, y.data, out, {
       aScale: x.scale, aZeroPoint: x.zeroPoint, bScale: y.scale, bZeroPoint: y.zeroPoint,
       outScale: this.scale, outZeroPoint: this.zeroPoint, relu,
@@ -268,7 +268,7 @@ export class QFunctional extends QuantizedModule {
       throw new RangeError(`QFunctional.mul: shapes [${x.shape.join(', ')}] and [${y.shape.join(', ')}] differ`);
     const mult = Math.fround(x.scale * y.scale * Math.fround(1 / this.scale));
     const za = x.zeroPoint, zb = y.zeroPoint, z = this.zeroPoint, lo = relu ? z : 0;
-    const out = new Uint8Array(x.numel), ad = x.data, bd = y.data;
+    const out = u8Output(x.numel), ad = x.data, bd = y.data;
     for (let i = 0; i < out.length; i++) {
       const q = z + roundHalfEven(Math.fround((ad[i] - za) * (bd[i] - zb) * mult));
       out[i] = q < lo ? lo : q > 255 ? 255 : q;
@@ -290,7 +290,7 @@ export class QFunctional extends QuantizedModule {
     const [n, , h, w] = qs[0].shape;
     if (qs.some((q) => q.shape[0] !== n || q.shape[2] !== h || q.shape[3] !== w)) throw new RangeError('QFunctional.cat: tensors must match except in the channel dim');
     const C = qs.reduce((s, q) => s + q.shape[1], 0);
-    const out = new Uint8Array(n * h * w * C);
+    const out = u8Output(n * h * w * C);
     const f = Math.fround, inv = f(1 / f(this.scale)), z = this.zeroPoint;
     for (let p = 0; p < n * h * w; p++) {
       let off = 0;
