@@ -23,6 +23,7 @@ import { QTensor } from '../lib/qtensor';
 import { Tensor } from '../lib/tensor';
 import { qconfigByName } from '../lib/workflow';
 import { rows, smallExpected, smallInput, smallModel } from './helpers/fixtures';
+import { int8Logits } from './helpers/int8';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
@@ -71,19 +72,6 @@ function compareInt8(ours: QTensor, theirs: Float32Array): { maxSteps: number; d
   return { maxSteps, differing };
 }
 
-/** The uint8 logits of a converted model (the input of its final DeQuantize). */
-function int8Logits(q: Module, x: Tensor): QTensor {
-  let logits: QTensor | undefined;
-  const remove = q.getSubmodule('dequant').registerForwardHook((_m, inputs) => {
-    logits = inputs[0] as QTensor;
-  });
-  try {
-    q.call(x);
-  } finally {
-    remove();
-  }
-  return logits!;
-}
 
 /**
  * Seeded N(0, 1) samples (Box-Muller over a 32-bit LCG). Math is bound locally: a global lookup

@@ -11,7 +11,6 @@ import { importOnnx, OnnxImportError } from '../lib/io/onnx-import';
 import { ArchitectureSpec, createModel, FusableModel } from '../lib/models';
 import { Module } from '../lib/nn/module';
 import { QuantizedConv2d, Quantize } from '../lib/nn/quantized';
-import { QTensor } from '../lib/qtensor';
 import { convert } from '../lib/quantization/convert';
 import { prepare } from '../lib/quantization/quantize';
 import { Tensor } from '../lib/tensor';
@@ -21,6 +20,7 @@ import { encodeQuantizedModel, loadQuantizedModel } from '../lib/io/model-file';
 import { rows, smallInput, smallModel } from './helpers/fixtures';
 import { detStateDict } from './helpers/det-weights';
 import { toQdq } from './helpers/qdq';
+import { int8Logits } from './helpers/int8';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
@@ -42,18 +42,6 @@ async function runOrt(model: Uint8Array, x: Tensor, level: 'all' | 'disabled'): 
   }
 }
 
-function int8Logits(q: Module, x: Tensor): QTensor {
-  let logits: QTensor | undefined;
-  const remove = q.getSubmodule('dequant').registerForwardHook((_m, inputs) => {
-    logits = inputs[0] as QTensor;
-  });
-  try {
-    q.call(x);
-  } finally {
-    remove();
-  }
-  return logits!;
-}
 
 function quantize(m: FusableModel, qconfig: string, calib: Tensor[]): Module {
   m.fuseModel();

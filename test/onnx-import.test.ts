@@ -21,6 +21,7 @@ import { compileModel } from '../lib/inference';
 import { detStateDict, refillOnnx } from './helpers/det-weights';
 import { decodeOnnxModel, encodeOnnxModel, exportOnnx, OnnxModelProto } from '../lib/io/onnx-export';
 import { encodeQuantizedModel, loadQuantizedModel } from '../lib/io/model-file';
+import { int8Logits } from './helpers/int8';
 
 export const ONNX_DIR = path.join(__dirname, 'fixtures', 'onnx-import');
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -48,19 +49,6 @@ function rows(t: Tensor, start: number, count: number): Tensor {
   return new Tensor(t.data.slice(start * per, (start + count) * per), [count, ...t.shape.slice(1)]);
 }
 
-/** The uint8 logits (input of the final DeQuantize) of a converted model. */
-function int8Logits(q: Module, x: Tensor): QTensor {
-  let logits: QTensor | undefined;
-  const remove = q.getSubmodule('dequant').registerForwardHook((_m, inputs) => {
-    logits = inputs[0] as QTensor;
-  });
-  try {
-    q.call(x);
-  } finally {
-    remove();
-  }
-  return logits!;
-}
 
 function handModel(spec: ArchitectureSpec): Module & { fuseModel(): void } {
   const m = createModel(spec);

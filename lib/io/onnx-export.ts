@@ -595,21 +595,7 @@ export function exportOnnx(model: Module, architecture: ArchitectureSpec | Archi
   if ((architecture as string) === 'graph' || (typeof architecture === 'object' && architecture.arch === 'graph')) return exportGraph(model, options);
   const spec = specOf(architecture as ArchitectureSpec | Architecture);
   const { inChannels, numClasses } = checkArchitecture(model, spec);
-  const int8 = isInt8Model(model);
-  if (options.float === true && int8) throw new Error('ONNX export: float export requested but the model is a converted int8 model');
-  if (options.float === false && !int8) throw new Error('ONNX export: int8 export requested but the model has no Quantize module (not converted)');
-  if (model.training) throw new Error('ONNX export: the model is in training mode; call model.eval() first');
-
-  const g = new GraphBuilder();
-  g.reserve('input');
-  g.reserve('logits');
-  const exporter = new Exporter(g, int8);
-  const out = exporter.module(model, '', { name: 'input' });
-  if (out.q) throw new Error('ONNX export: the model output is quantized (no DeQuantize at the end)');
-  // Rename the last node's output to 'logits'.
-  const last = g.nodes[g.nodes.length - 1];
-  if (!last || last.output[0] !== out.name) throw new Error('ONNX export: the model has no final node');
-  last.output[0] = 'logits';
+  const { g, int8, exporter } = buildGraph(model, options);
 
   const tensorInfo = (name: string, dims: OnnxDimension[]): OnnxValueInfoProto => ({ name, type: { tensor_type: { elem_type: OnnxDataType.FLOAT, shape: { dim: dims } } } });
   const fullSpec = { ...spec, numClasses };
@@ -629,25 +615,13 @@ export function exportOnnx(model: Module, architecture: ArchitectureSpec | Archi
     metadata_props: [
       { key: 'ptq_node.architecture', value: JSON.stringify(fullSpec) },
       { key: 'ptq_node.dtype', value: int8 ? 'int8' : 'float32' },
-      // What ONNX cannot express, for an exact re-import by ptq-node (importOnnx): PyTorch's float
-      // biases (ONNX has int32 ones) and which pools are x.mean([2, 3]). Other tools ignore it.
-      ...(int8 ? [{ key: 'ptq_node.int8', value: JSON.stringify({
-        semantics: 'pytorch',
-        float_bias: Object.fromEntries([...exporter.floatBias].map(([k, v]) => [k, Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')])),
-        mean_nodes: exporter.meanNodes,
-      }) }] : []),
+      ...(int8 ? [int8Metadata(exporter)] : []),
     ],
   });
 }
 
-/**
- * Exports an imported graph (GraphModule, float or converted with PyTorch semantics) the same way:
- * 'input' float32 [N, C, H, W] (the imported input's static dims), 'logits' float32. Float parts,
- * explicit pads, quantized Concat / Mul / AveragePool, fused ReLU6 clamps and models imported
- * from int8 ONNX with ONNX semantics are not exported yet (an error names them).
- */
-function exportGraph(model: Module, options: OnnxExportOptions): Uint8Array {
-  if (!(model instanceof GraphModule)) throw new Error(`ONNX export: architecture 'graph' needs a GraphModule, got ${model.typeName()}`);
+/** Checks the export options against the model, then builds its nodes: input 'input', output 'logits'. */
+function buildGraph(model: Module, options: OnnxExportOptions): { g: GraphBuilder; int8: boolean; exporter: Exporter } {
   const int8 = isInt8Model(model);
   if (options.float === true && int8) throw new Error('ONNX export: float export requested but the model is a converted int8 model');
   if (options.float === false && !int8) throw new Error('ONNX export: int8 export requested but the model has no Quantize module (not converted)');
@@ -658,9 +632,34 @@ function exportGraph(model: Module, options: OnnxExportOptions): Uint8Array {
   const exporter = new Exporter(g, int8);
   const out = exporter.module(model, '', { name: 'input' });
   if (out.q) throw new Error('ONNX export: the model output is quantized (no DeQuantize at the end)');
+  // Rename the last node's output to 'logits'.
   const last = g.nodes[g.nodes.length - 1];
   if (!last || last.output[0] !== out.name) throw new Error('ONNX export: the model has no final node');
   last.output[0] = 'logits';
+  return { g, int8, exporter };
+}
+
+/**
+ * What ONNX cannot express, for an exact re-import by ptq-node (importOnnx): PyTorch's float
+ * biases (ONNX has int32 ones) and which pools are x.mean([2, 3]). Other tools ignore it.
+ */
+function int8Metadata(exporter: Exporter): { key: string; value: string } {
+  return { key: 'ptq_node.int8', value: JSON.stringify({
+    semantics: 'pytorch',
+    float_bias: Object.fromEntries([...exporter.floatBias].map(([k, v]) => [k, Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')])),
+    mean_nodes: exporter.meanNodes,
+  }) };
+}
+
+/**
+ * Exports an imported graph (GraphModule, float or converted with PyTorch semantics) the same way:
+ * 'input' float32 [N, C, H, W] (the imported input's static dims), 'logits' float32. Float parts,
+ * explicit pads, quantized Concat / Mul / AveragePool, fused ReLU6 clamps and models imported
+ * from int8 ONNX with ONNX semantics are not exported yet (an error names them).
+ */
+function exportGraph(model: Module, options: OnnxExportOptions): Uint8Array {
+  if (!(model instanceof GraphModule)) throw new Error(`ONNX export: architecture 'graph' needs a GraphModule, got ${model.typeName()}`);
+  const { g, int8, exporter } = buildGraph(model, options);
   const dims: OnnxDimension[] = model.spec.inputShape.map((d, i) => (d ? { dim_value: d } : { dim_param: ['N', 'C', 'H', 'W'][i] ?? `d${i}` }));
   return encodeOnnxModel({
     ir_version: ONNX_IR_VERSION,
@@ -678,11 +677,7 @@ function exportGraph(model: Module, options: OnnxExportOptions): Uint8Array {
     metadata_props: [
       { key: 'ptq_node.architecture', value: JSON.stringify({ arch: 'graph' }) },
       { key: 'ptq_node.dtype', value: int8 ? 'int8' : 'float32' },
-      ...(int8 ? [{ key: 'ptq_node.int8', value: JSON.stringify({
-        semantics: 'pytorch',
-        float_bias: Object.fromEntries([...exporter.floatBias].map(([k, v]) => [k, Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')])),
-        mean_nodes: exporter.meanNodes,
-      }) }] : []),
+      ...(int8 ? [int8Metadata(exporter)] : []),
     ],
   });
 }
