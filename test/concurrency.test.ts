@@ -10,7 +10,7 @@ import { convert } from '../lib/quantization/convert';
 import { prepare } from '../lib/quantization/quantize';
 import { Tensor } from '../lib/tensor';
 import { qconfigByName } from '../lib/workflow';
-import { rows, smallExpected, smallInput, smallModel } from './helpers/fixtures';
+import { rows, smallExpected, smallInput, smallModel, quantizedSmall } from './helpers/fixtures';
 import { rng, randInt } from './helpers/random';
 
 const x = smallInput(); // [8, 3, 28, 28]
@@ -19,15 +19,7 @@ const sanitized = !!process.env.PTQ_SANITIZE;
 const rssTest = sanitized ? test.skip : test;
 const PER = 3 * 28 * 28;
 
-function quantized(name: string): Module {
-  const m = smallModel();
-  m.fuseModel();
-  m.qconfig = qconfigByName(name);
-  prepare(m, true);
-  for (let i = 0; i < 8; i += 4) m.call(rows(x, i, 4));
-  return convert(m);
-}
-const models = { default: quantized('default'), fbgemm: quantized('fbgemm') };
+const models = { default: quantizedSmall('default'), fbgemm: quantizedSmall('fbgemm') };
 
 /** A batch of k samples starting at sample s of the fixture input (wrapping around). */
 function batch(s: number, k: number): Float32Array {

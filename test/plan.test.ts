@@ -7,18 +7,10 @@ import { Tensor } from '../lib/tensor';
 import { qconfigByName } from '../lib/workflow';
 import { resnet18 } from '../lib/models';
 import { defaultQConfig } from '../lib/quantization/qconfig';
-import { rows, smallInput, smallModel } from './helpers/fixtures';
+import { rows, smallInput, smallModel, quantizedSmall } from './helpers/fixtures';
 
 const x = smallInput();
 
-function quantizedSmall(name: string) {
-  const m = smallModel();
-  m.fuseModel();
-  m.qconfig = qconfigByName(name);
-  prepare(m, true);
-  for (let i = 0; i < 8; i += 4) m.call(rows(x, i, 4));
-  return convert(m);
-}
 
 describe.each([['default'], ['fbgemm']])('%s qconfig', (name) => {
   const q = quantizedSmall(name);

@@ -1,7 +1,6 @@
 // ptq serve under hostile clients: malformed bodies, slowloris-style clients (a configured request
 // timeout closes them while other clients are served), oversize and lying uploads (413), a flood
 // beyond the queue (503) — and afterwards a normal request still gets the right answer.
-import * as http from 'http';
 import * as net from 'net';
 import { CompiledModel, compileModel } from '../lib/inference';
 import { FASHION_MNIST_IMAGE_PREPROCESS } from '../lib/io/images';
@@ -10,24 +9,10 @@ import { prepare } from '../lib/quantization/quantize';
 import { createServer, PredictServer, ServeOptions } from '../lib/serve/server';
 import { qconfigByName } from '../lib/workflow';
 import { rows, smallInput, smallModel } from './helpers/fixtures';
+import { httpRequest, Res } from './helpers/http';
 
-interface Res { status: number; headers: http.IncomingHttpHeaders; body: string; json: any } // eslint-disable-line @typescript-eslint/no-explicit-any
 function request(url: string, pathname: string, body?: Buffer | string, headers: Record<string, string> = {}, method = 'POST'): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url + pathname, { method, headers: { ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}), ...headers }, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode!, headers: res.headers, body: text, json });
-      });
-    });
-    req.on('error', reject);
-    if (body !== undefined) req.write(body);
-    req.end();
-  });
+  return httpRequest(url, method, pathname, body, headers);
 }
 
 /** Raw TCP: writes the chunks with `gapMs` between them, returns what the server sent and when the socket closed. */

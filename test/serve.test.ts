@@ -3,7 +3,6 @@
 // bad input rejected with 4xx while the server stays up; overload -> 503; graceful shutdown.
 import { spawn } from 'child_process';
 import * as fs from 'fs';
-import * as http from 'http';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
@@ -16,6 +15,7 @@ import { DynamicBatcher, OverloadError } from '../lib/serve/batcher';
 import { parsePrometheus } from '../lib/serve/metrics';
 import { createServer, PredictServer, ServeOptions } from '../lib/serve/server';
 import { loadFloatModel, qconfigByName, quantizeModel } from '../lib/workflow';
+import { httpRequest } from './helpers/http';
 
 const root = path.join(__dirname, '..');
 const images = path.join(__dirname, 'fixtures', 'images');
@@ -26,24 +26,7 @@ let qmodel: Module;
 let compiled: CompiledModel;
 const test10 = new FashionMnist(path.join(root, 'assets', 'fashion-mnist'), 'test').batch(0, 32);
 
-interface Res { status: number; headers: http.IncomingHttpHeaders; body: string; json: any } // eslint-disable-line @typescript-eslint/no-explicit-any
-function request(url: string, method: string, pathname: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url + pathname, { method, headers: { ...headers, ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) }, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode!, headers: res.headers, body: text, json });
-      });
-    });
-    req.on('error', reject);
-    if (body !== undefined) req.write(body);
-    req.end();
-  });
-}
+const request = httpRequest;
 const tensorBody = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
 const sample = (i: number) => test10.images.data.slice(i * 2352, (i + 1) * 2352);
 

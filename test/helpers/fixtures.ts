@@ -4,6 +4,10 @@ import * as path from 'path';
 import { MobileNetV2 } from '../../lib/models';
 import { loadWeights } from '../../lib/io/weights';
 import { Tensor } from '../../lib/tensor';
+import { Module } from '../../lib/nn/module';
+import { convert } from '../../lib/quantization/convert';
+import { prepare } from '../../lib/quantization/quantize';
+import { qconfigByName } from '../../lib/workflow';
 
 export const FIXTURES = path.join(__dirname, '..', 'fixtures');
 export const SMALL = path.join(FIXTURES, 'mnv2-small');
@@ -33,4 +37,15 @@ export function smallInput(): Tensor {
 export function rows(t: Tensor, start: number, count: number): Tensor {
   const per = t.numel / t.shape[0];
   return new Tensor(t.data.slice(start * per, (start + count) * per), [count, ...t.shape.slice(1)]);
+}
+
+/** The small MobileNetV2 fused, calibrated on the fixture input (2 batches of 4) and converted. */
+export function quantizedSmall(qconfig: string): Module {
+  const m = smallModel();
+  m.fuseModel();
+  m.qconfig = qconfigByName(qconfig);
+  prepare(m, true);
+  const x = smallInput();
+  for (let i = 0; i < 8; i += 4) m.call(rows(x, i, 4));
+  return convert(m);
 }
