@@ -1,5 +1,5 @@
 // Intra-op thread pool: regions are published through an atomic pointer and a generation counter;
-// tasks are claimed with fetch_add; the caller drains tasks too and waits for the workers to let
+// tasks are claimed with fetch_add, own range first; the caller drains tasks too and waits for the workers to let
 // go of the region before returning (so the region can live on the caller's stack).
 #include "threadpool.h"
 

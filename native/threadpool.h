@@ -1,6 +1,7 @@
 // Intra-op thread pool (baseline code). One process-wide pool; parallel regions are serialized so
 // that several runs in flight never use more threads than the pool has (no oversubscription).
-// Tasks are claimed with an atomic counter; idle workers spin briefly before sleeping, because a
+// Each taking-part thread first runs its own contiguous range of tasks (claimed with an atomic
+// counter), then helps with the others; idle workers spin briefly before sleeping, because a
 // model runs dozens of short regions back to back and waking a sleeping thread costs more than
 // most of them.
 #ifndef PTQ_THREADPOOL_H_

@@ -1,4 +1,5 @@
 // Shared CLI option parsing.
+import * as fs from 'fs';
 import type { Command } from 'commander';
 import { Dataset, FASHION_MNIST_PREPROCESS, GreyPreprocess, ImageFolder, openDataset } from '../data/datasets';
 import { ImagePreprocess, IMAGENET_PREPROCESS, PREPROCESS_PRESETS, validatePreprocess } from '../io/images';
@@ -72,11 +73,6 @@ export function preprocessFromArgs(a: PreprocessArgs, fallback: ImagePreprocess 
     if (!base) throw new Error(`--preprocess must be one of ${Object.keys(PREPROCESS_PRESETS).join(', ')}, got '${a.preprocess}'`);
   }
   const p: ImagePreprocess = { ...base, mean: [...base.mean], std: [...base.std], crop: base.crop ? [...base.crop] : null };
-  const list = (name: string, v: string) => {
-    const xs = v.split(',').map((x) => Number(x.trim()));
-    if (xs.length === 0 || !xs.every(Number.isFinite)) throw new Error(`${name} must be comma-separated numbers, got '${v}'`);
-    return xs;
-  };
   if (a.resize !== undefined) p.resize = a.resize === 'none' ? null : positiveInt('--resize', a.resize);
   if (a.crop !== undefined) {
     if (a.crop === 'none') p.crop = null;
@@ -86,8 +82,8 @@ export function preprocessFromArgs(a: PreprocessArgs, fallback: ImagePreprocess 
       p.crop = [positiveInt('--crop', m[1]), positiveInt('--crop', m[2] ?? m[1])];
     }
   }
-  if (a.mean !== undefined) p.mean = list('--mean', a.mean);
-  if (a.std !== undefined) p.std = list('--std', a.std);
+  if (a.mean !== undefined) p.mean = floatList('--mean', a.mean);
+  if (a.std !== undefined) p.std = floatList('--std', a.std);
   if (a.grayscale) p.grayscale = true;
   if (a.channels !== undefined) {
     const c = Number(a.channels);
@@ -106,6 +102,7 @@ export function hasGreyOptions(a: PreprocessArgs): boolean {
   return a.size !== undefined || a.mean !== undefined || a.std !== undefined || a.channels !== undefined;
 }
 
+/** A number or a comma-separated list of numbers (--mean, --std). */
 function floatList(name: string, v: string): number[] {
   const a = v.split(',').map((x) => Number(x.trim()));
   if (a.length === 0 || a.some((x) => !Number.isFinite(x))) throw new Error(`${name} must be a number or a comma-separated list of numbers, got '${v}'`);
@@ -154,4 +151,12 @@ export async function openDatasetFromArgs(
   const ds = openDataset(spec, split, folder ? { preprocess: preprocessFromArgs(a, image) } : { grey });
   if (ds instanceof ImageFolder) await ds.load(0, count ?? ds.length);
   return ds;
+}
+
+/** A labels file: one class name per line (blank lines at the end ignored). */
+export function readLabels(file: string): string[] {
+  const lines = fs.readFileSync(file, 'utf8').split(/\r?\n/);
+  while (lines.length && lines[lines.length - 1].trim() === '') lines.pop();
+  if (lines.length === 0) throw new Error(`${file}: no labels`);
+  return lines.map((l) => l.trim());
 }

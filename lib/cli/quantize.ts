@@ -1,6 +1,5 @@
 // `ptq quantize`: float weights (zoo architecture) or a float ONNX model + calibration data ->
 // converted int8 model file.
-import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
 import { FashionMnist, GreyPreprocess, ImageFolder } from '../data/datasets';
@@ -15,7 +14,7 @@ import { candidateLabel, parseConfigLabel, quantizeMixed, searchBest } from '../
 import { PtqMethods, ptqQuantize } from '../quantization/pipeline';
 import { fullRangeWarning } from '../quantization/qconfig-extra';
 import { loadNative } from '../kernels/native';
-import { addPreprocessOptions, fallbackOf, greyPreprocessFromArgs, hasGreyOptions, openDatasetFromArgs, positiveInt, PreprocessArgs, selectBackend } from './options';
+import { addPreprocessOptions, fallbackOf, greyPreprocessFromArgs, hasGreyOptions, openDatasetFromArgs, positiveInt, PreprocessArgs, readLabels, selectBackend } from './options';
 import { progressBar } from './progress';
 
 interface QuantizeArgs extends PreprocessArgs {
@@ -151,12 +150,4 @@ export function registerQuantize(p: Command): void {
       const summary = { out: a.out, qconfig: qconfigName, label, calibImages: total, floatModules, seconds: (Date.now() - t0) / 1000, ...extra };
       console.log(a.json ? JSON.stringify(summary) : `wrote ${a.out} (${label}, calibrated on ${total} images in ${summary.seconds.toFixed(1)} s)`);
     });
-}
-
-/** A labels file: one class name per line (blank lines at the end ignored). */
-export function readLabels(file: string): string[] {
-  const lines = fs.readFileSync(file, 'utf8').split(/\r?\n/);
-  while (lines.length && lines[lines.length - 1].trim() === '') lines.pop();
-  if (lines.length === 0) throw new Error(`${file}: no labels`);
-  return lines.map((l) => l.trim());
 }

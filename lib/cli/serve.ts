@@ -5,8 +5,7 @@ import { preprocessShape } from '../io/images';
 import { loadQuantizedModel } from '../io/model-file';
 import { loadNative } from '../kernels/native';
 import { createServer } from '../serve/server';
-import { addPreprocessOptions, positiveInt, preprocessFromArgs, PreprocessArgs } from './options';
-import { readLabels } from './quantize';
+import { addPreprocessOptions, positiveInt, preprocessFromArgs, PreprocessArgs, readLabels } from './options';
 
 interface ServeArgs extends PreprocessArgs {
   port: string;
