@@ -178,9 +178,9 @@ export function importInt8Onnx(ctx: OnnxContext, options: Int8ImportOptions = {}
     if (pytorch) {
       const f = meta!.float_bias[n.input[bi]];
       if (!f) throw ctx.error(n, `no float bias for '${n.input[bi]}' in metadata 'ptq_node.int8'`);
-      const bytes = Buffer.from(f, 'base64');
+      const bytes = Buffer.from(String(f), 'base64');
+      if (bytes.length !== 4 * outF) throw ctx.error(n, `float bias for '${n.input[bi]}' has ${bytes.length} bytes, expected ${4 * outF}`);
       const fb = new Float32Array(Uint8Array.from(bytes).buffer);
-      if (fb.length !== outF) throw ctx.error(n, `float bias for '${n.input[bi]}' has ${fb.length} values`);
       return { floatBias: fb };
     }
     return { floatBias: null, onnxBias: Int32Array.from(b.data as Int32Array) };
@@ -239,6 +239,7 @@ export function importInt8Onnx(ctx: OnnxContext, options: Int8ImportOptions = {}
         if (wc.dims.length !== 4) throw ctx.error(n, `weight has rank ${wc.dims.length}; only 2-D convolutions are supported`, 'kernel_shape');
         const [cout, cinG, kh, kw] = wc.dims;
         const group = ctx.int(n, 'group', 1);
+        if (cout % group) throw ctx.error(n, `${cout} output channels are not divisible by group ${group}`, 'group');
         const stride: [number, number] = [ctx.ints(n, 'strides')?.[0] ?? 1, ctx.ints(n, 'strides')?.[1] ?? 1];
         const dilation: [number, number] = [ctx.ints(n, 'dilations')?.[0] ?? 1, ctx.ints(n, 'dilations')?.[1] ?? 1];
         const padding = convPadding(ctx, n, [kh, kw], stride, dilation);

@@ -285,7 +285,11 @@ export function buildFloatGraph(ctx: OnnxContext, options: OnnxImportOptions = {
         const a = (n.attribute ?? [])[0];
         if (!a) throw ctx.error(n, 'no value attribute');
         let c: OnnxConst;
-        if (a.name === 'value') c = ctx.tensor((a as { t?: OnnxTensorProto }).t as OnnxTensorProto, `Constant '${n.name}'`);
+        if (a.name === 'value') {
+          const t = (a as { t?: OnnxTensorProto }).t;
+          if (!t) throw ctx.error(n, "attribute 'value' holds no tensor", 'value');
+          c = ctx.tensor(t, `Constant '${n.name}'`);
+        }
         else if (a.name === 'value_float') c = { name: n.output[0], dims: [], dataType: DT.FLOAT, data: new Float32Array([Number(a.f)]) };
         else if (a.name === 'value_floats') c = { name: n.output[0], dims: [a.floats!.length], dataType: DT.FLOAT, data: Float32Array.from(a.floats!) };
         else if (a.name === 'value_int') c = { name: n.output[0], dims: [], dataType: DT.INT64, data: [Number(a.i)] };
