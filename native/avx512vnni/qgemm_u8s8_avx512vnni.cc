@@ -16,6 +16,15 @@ inline int32_t load_u32(const uint8_t* p) {
   return v;
 }
 
+// acc += dot(a u8, b s8) in place. With the intrinsic, GCC 12 kept two register sets for the
+// accumulators across the k loop, copying (and spilling) every one each iteration: about 60 uops
+// for 16 vpdpbusd. The asm ties each accumulator to one register; callers pass a local copy so
+// the accumulator array still lives in registers.
+inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
+}
+
 inline int32_t load_tail(const uint8_t* p, size_t r) {
   uint32_t v = 0;
   for (size_t i = 0; i < r; i++) v |= static_cast<uint32_t>(p[i]) << (8 * i);
@@ -30,9 +39,8 @@ void tile(const ptq_qgemm_weights* w, const uint8_t* a, size_t lda, uint8_t* c, 
   __m512i acc[MR][NBK];
 #pragma GCC unroll 16
   for (int q = 0; q < NBK; q++) {
-    const __m512i init = _mm512_loadu_si512(w->acc_init + (b + q) * 16);
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; r++) acc[r][q] = init;
+    for (int r = 0; r < MR; r++) acc[r][q] = _mm512_loadu_si512(w->acc_init + (b + q) * 16);
   }
   for (size_t g = 0; g < kfull; g++) {
     __m512i bw[NBK];
@@ -42,15 +50,18 @@ void tile(const ptq_qgemm_weights* w, const uint8_t* a, size_t lda, uint8_t* c, 
     for (int r = 0; r < MR; r++) {
       const __m512i av = _mm512_set1_epi32(load_u32(a + r * lda + g * 4));
 #pragma GCC unroll 4
-      for (int q = 0; q < NBK; q++) acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], av, bw[q]);
+      for (int q = 0; q < NBK; q++) acc[r][q] = dpbusd(acc[r][q], av, bw[q]);
     }
   }
   if (krem) {
     __m512i bw[NBK];
+#pragma GCC unroll 4
     for (int q = 0; q < NBK; q++) bw[q] = _mm512_load_si512(wp + (q * kq + kfull) * 64);
+#pragma GCC unroll 16
     for (int r = 0; r < MR; r++) {
       const __m512i av = _mm512_set1_epi32(load_tail(a + r * lda + kfull * 4, krem));
-      for (int q = 0; q < NBK; q++) acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], av, bw[q]);
+#pragma GCC unroll 4
+      for (int q = 0; q < NBK; q++) acc[r][q] = dpbusd(acc[r][q], av, bw[q]);
     }
   }
   // Requantize 4 rows at a time: (acc + bias) * mult rounded to int32 as the reference does, then
@@ -117,16 +128,23 @@ void rows(const ptq_qgemm_weights* w, const uint8_t* a, size_t lda, uint8_t* c, 
 extern "C" void ptq_qgemm_u8s8_avx512vnni(const ptq_qgemm_weights* w, const ptq_qgemm_io* io,
                                           size_t m_begin, size_t m_end, size_t nb_begin,
                                           size_t nb_end) {
+  // Rows are split evenly over ceil(m / kMR) tiles (49 rows: 7 x 7, not 6 x 8 + 1): a 1-row tile
+  // streams the whole weight panel for one row of work.
+  const size_t m = m_end - m_begin, tiles = (m + kMR - 1) / kMR;
+  if (tiles == 0) return;
+  const size_t base = m / tiles, extra = m % tiles;  // the last `extra` tiles get base + 1 rows
   // Column blocks outside, rows inside: the packed weight panel stays in L1 while A streams by.
   size_t b = nb_begin;
   for (; b + 2 <= nb_end; b += 2)
-    for (size_t i = m_begin; i < m_end; i += kMR) {
-      const size_t mr = m_end - i < static_cast<size_t>(kMR) ? m_end - i : kMR;
+    for (size_t t = 0, i = m_begin; t < tiles; t++) {
+      const size_t mr = base + (t >= tiles - extra);
       rows<2>(w, io->a + i * io->lda, io->lda, io->c + i * io->ldc, io->ldc, b, mr);
+      i += mr;
     }
   if (b < nb_end)
-    for (size_t i = m_begin; i < m_end; i += kMR) {
-      const size_t mr = m_end - i < static_cast<size_t>(kMR) ? m_end - i : kMR;
+    for (size_t t = 0, i = m_begin; t < tiles; t++) {
+      const size_t mr = base + (t >= tiles - extra);
       rows<1>(w, io->a + i * io->lda, io->lda, io->c + i * io->ldc, io->ldc, b, mr);
+      i += mr;
     }
 }
