@@ -69,6 +69,15 @@ export interface Binding {
   minmaxF32(x: Float32Array, start: number, end: number): [number, number, number];
   /** Adds torch.histc bin counts of x over [left, right] (bin width `width` = right - left in float32). */
   histcCountsF32(x: Float32Array, left: number, right: number, width: number, counts: Int32Array): void;
+  /** y = a + b (op 0), relu(a + b) (1) or a * b (2), element-wise in float32. */
+  f32Binary(a: Float32Array, b: Float32Array, y: Float32Array, op: 0 | 1 | 2): void;
+  /** y[n][c] = float32(double sum over the hw pixels of NHWC x, in pixel order, / hw). */
+  f32MeanHW(x: Float32Array, n: number, hw: number, c: number, y: Float32Array): void;
+  /** NCHW x -> NHWC y. */
+  f32ToChannelsLast(x: Float32Array, n: number, c: number, hw: number, y: Float32Array): void;
+  /** k x k max pooling (stride, symmetric padding, dilation) over NHWC float32. */
+  f32MaxPool2d(x: Float32Array, n: number, h: number, w: number, c: number, k: number, stride: number, pad: number,
+    dilation: number, y: Float32Array): void;
   /** adaptive_avg_pool2d to 1x1: zp_out + rne(f32(sum q - zp_in*hw) * f32(s_in/s_out/hw)). */
   qadaptiveAvgPool(x: Uint8Array, n: number, hw: number, c: number, y: Uint8Array, inScale: number, inZeroPoint: number,
     outScale: number, outZeroPoint: number): void;

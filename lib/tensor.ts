@@ -2,9 +2,10 @@
 // activations inside models are channels_last (NHWC in memory), like PyTorch's
 // torch.channels_last, because every native kernel works on NHWC.
 
+import { getFloatKernels } from './kernels/float-select';
+
 export type MemoryFormat = 'contiguous' | 'channels_last';
 
-const fround = Math.fround;
 
 /**
  * A float32 buffer for results that are written entirely: uninitialized memory (no zero fill)
@@ -88,19 +89,7 @@ export class Tensor {
     if (this.shape.length !== 4) throw new RangeError(`toChannelsLast needs a 4-D tensor, got [${this.shape.join(', ')}]`);
     const [n, c, h, w] = this.shape;
     const out = outputBuffer(this.data.length);
-    const src = this.data, hw = h * w;
-    for (let b = 0; b < n; b++) {
-      if (c <= 16) {
-        // Few channels (an image): sequential writes, c sequential read streams.
-        const ob = b * hw * c, sb = b * c * hw;
-        for (let p = 0; p < hw; p++) for (let ch = 0; ch < c; ch++) out[ob + p * c + ch] = src[sb + ch * hw + p];
-      } else {
-        for (let ch = 0; ch < c; ch++) {
-          const so = (b * c + ch) * hw;
-          for (let p = 0; p < hw; p++) out[(b * hw + p) * c + ch] = src[so + p];
-        }
-      }
-    }
+    getFloatKernels().toChannelsLast(this.data, n, c, h * w, out);
     return new Tensor(out, this.shape, 'channels_last');
   }
 
@@ -123,17 +112,8 @@ export class Tensor {
     if (this.shape.length !== 4 || dims.length !== 2 || dims[0] !== 2 || dims[1] !== 3)
       throw new RangeError(`mean supports dims [2, 3] of a 4-D tensor, got dims [${dims.join(', ')}] of [${this.shape.join(', ')}]`);
     const [n, c, h, w] = this.shape;
-    const hw = h * w;
     const out = new Float32Array(n * c);
-    const x = this.toChannelsLast().data;
-    for (let b = 0; b < n; b++) {
-      const acc = new Float64Array(c);
-      for (let p = 0; p < hw; p++) {
-        const o = (b * hw + p) * c;
-        for (let ch = 0; ch < c; ch++) acc[ch] += x[o + ch];
-      }
-      for (let ch = 0; ch < c; ch++) out[b * c + ch] = fround(acc[ch] / hw);
-    }
+    getFloatKernels().meanHW(this.toChannelsLast().data, n, h * w, c, out);
     return new Tensor(out, keepdim ? [n, c, 1, 1] : [n, c]);
   }
 

@@ -243,6 +243,70 @@ Napi::Value HistcCountsF32(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// f32Binary(a, b, y, op): y = a + b (op 0), relu(a + b) (1) or a * b (2), element-wise
+Napi::Value F32Binary(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 4) ThrowType(env, "f32Binary expects 4 arguments");
+  auto a = ArgArray<float>(info, 0, "a", napi_float32_array, "Float32Array");
+  auto b = ArgArray<float>(info, 1, "b", napi_float32_array, "Float32Array");
+  auto y = ArgArray<float>(info, 2, "y", napi_float32_array, "Float32Array");
+  const int32_t op = ArgInt(info, 3, "op", 0, 2);
+  CheckLength(env, b.ElementLength(), static_cast<double>(a.ElementLength()), "b (a.length)");
+  CheckLength(env, y.ElementLength(), static_cast<double>(a.ElementLength()), "y (a.length)");
+  CheckDisjoint(env, a, "a", y, "y");
+  CheckDisjoint(env, b, "b", y, "y");
+  ptq_binary_f32_scalar(a.Data(), b.Data(), y.Data(), a.ElementLength(), op);
+  return env.Undefined();
+}
+
+// f32MeanHW(x, n, hw, c, y): y[n][c] = mean over the hw pixels of NHWC x
+Napi::Value F32MeanHW(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) ThrowType(env, "f32MeanHW expects 5 arguments");
+  auto x = ArgArray<float>(info, 0, "x", napi_float32_array, "Float32Array");
+  const size_t n = ArgSize(info, 1, "n", 1u << 24), hw = ArgSize(info, 2, "hw", 1u << 30), c = ArgSize(info, 3, "c", 1u << 24);
+  auto y = ArgArray<float>(info, 4, "y", napi_float32_array, "Float32Array");
+  if (hw == 0) ThrowRange(env, "hw must be at least 1");
+  CheckLength(env, x.ElementLength(), static_cast<double>(n) * hw * c, "x (n*hw*c)");
+  CheckLength(env, y.ElementLength(), static_cast<double>(n) * c, "y (n*c)");
+  CheckDisjoint(env, x, "x", y, "y");
+  ptq_mean_hw_f32_scalar(x.Data(), y.Data(), n, hw, c);
+  return env.Undefined();
+}
+
+// f32ToChannelsLast(x, n, c, hw, y): NCHW -> NHWC
+Napi::Value F32ToChannelsLast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) ThrowType(env, "f32ToChannelsLast expects 5 arguments");
+  auto x = ArgArray<float>(info, 0, "x", napi_float32_array, "Float32Array");
+  const size_t n = ArgSize(info, 1, "n", 1u << 24), c = ArgSize(info, 2, "c", 1u << 24), hw = ArgSize(info, 3, "hw", 1u << 30);
+  auto y = ArgArray<float>(info, 4, "y", napi_float32_array, "Float32Array");
+  CheckLength(env, x.ElementLength(), static_cast<double>(n) * c * hw, "x (n*c*hw)");
+  CheckLength(env, y.ElementLength(), static_cast<double>(n) * c * hw, "y (n*c*hw)");
+  CheckDisjoint(env, x, "x", y, "y");
+  ptq_nchw_to_nhwc_f32_scalar(x.Data(), y.Data(), n, c, hw);
+  return env.Undefined();
+}
+
+// f32MaxPool2d(x, n, h, w, c, k, stride, pad, dilation, y)
+Napi::Value F32MaxPool2d(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 10) ThrowType(env, "f32MaxPool2d expects 10 arguments");
+  auto x = ArgArray<float>(info, 0, "x", napi_float32_array, "Float32Array");
+  const size_t n = ArgSize(info, 1, "n", 1u << 24), h = ArgSize(info, 2, "h", 1u << 20), w = ArgSize(info, 3, "w", 1u << 20);
+  const size_t c = ArgSize(info, 4, "c", 1u << 24), k = ArgSize(info, 5, "k", 1024), s = ArgSize(info, 6, "stride", 1024);
+  const size_t pad = ArgSize(info, 7, "pad", 1024), d = ArgSize(info, 8, "dilation", 1024);
+  auto y = ArgArray<float>(info, 9, "y", napi_float32_array, "Float32Array");
+  if (k == 0 || s == 0 || d == 0 || pad * 2 > k || h + 2 * pad < d * (k - 1) + 1 || w + 2 * pad < d * (k - 1) + 1)
+    ThrowRange(env, "bad pooling geometry");
+  const size_t oh = (h + 2 * pad - d * (k - 1) - 1) / s + 1, ow = (w + 2 * pad - d * (k - 1) - 1) / s + 1;
+  CheckLength(env, x.ElementLength(), static_cast<double>(n) * h * w * c, "x (n*h*w*c)");
+  CheckLength(env, y.ElementLength(), static_cast<double>(n) * oh * ow * c, "y (n*oh*ow*c)");
+  CheckDisjoint(env, x, "x", y, "y");
+  ptq_maxpool2d_f32_scalar(x.Data(), y.Data(), n, h, w, c, k, s, pad, d, oh, ow);
+  return env.Undefined();
+}
+
 }  // namespace
 
 void RegisterQOps(Napi::Env env, Napi::Object exports) {
@@ -256,6 +320,10 @@ void RegisterQOps(Napi::Env env, Napi::Object exports) {
   exports.Set("qadaptiveAvgPool", Napi::Function::New(env, QAdaptiveAvgPool, "qadaptiveAvgPool"));
   exports.Set("minmaxF32", Napi::Function::New(env, MinMaxF32, "minmaxF32"));
   exports.Set("histcCountsF32", Napi::Function::New(env, HistcCountsF32, "histcCountsF32"));
+  exports.Set("f32Binary", Napi::Function::New(env, F32Binary, "f32Binary"));
+  exports.Set("f32MeanHW", Napi::Function::New(env, F32MeanHW, "f32MeanHW"));
+  exports.Set("f32ToChannelsLast", Napi::Function::New(env, F32ToChannelsLast, "f32ToChannelsLast"));
+  exports.Set("f32MaxPool2d", Napi::Function::New(env, F32MaxPool2d, "f32MaxPool2d"));
 }
 
 }  // namespace ptq

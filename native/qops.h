@@ -74,6 +74,18 @@ void ptq_qmaxpool2d_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t h, 
 void ptq_minmax_f32_scalar(const float* x, size_t n, float* out_min, float* out_max, int32_t* out_nan);
 void ptq_histc_counts_f32_scalar(const float* x, size_t n, float left, float right, float width, int32_t bins, int32_t* counts);
 
+// Float32 ops of the float forward pass (NHWC), bit-exact with the TS loops they replace.
+#define PTQ_F32_ADD 0
+#define PTQ_F32_ADD_RELU 1
+#define PTQ_F32_MUL 2
+void ptq_binary_f32_scalar(const float* a, const float* b, float* y, size_t n, int32_t op);
+// y[b][c] = float(double sum over pixels in order / hw).
+void ptq_mean_hw_f32_scalar(const float* x, float* y, size_t n, size_t hw, size_t c);
+void ptq_nchw_to_nhwc_f32_scalar(const float* x, float* y, size_t n, size_t c, size_t hw);
+// k x k max pooling (running max starts at -inf; NaN never replaces it).
+void ptq_maxpool2d_f32_scalar(const float* x, float* y, size_t n, size_t h, size_t w, size_t c, size_t k,
+                              size_t stride, size_t pad, size_t dilation, size_t oh, size_t ow);
+
 #ifdef __cplusplus
 }
 #endif

@@ -215,6 +215,66 @@ describe('native float conv2d at every input/output alignment (subarray views)',
   });
 });
 
+describe('native float element-wise, mean, transpose and max pool vs reference (bit for bit)', () => {
+  // Values with NaN, +-0, +-Inf, denormals and sums that cancel: every op is one float32 operation
+  // per element (or a double sum in pixel order), so native and reference agree exactly.
+  const special = [NaN, 0, -0, Infinity, -Infinity, 1e-40, -1e-40, 3.4e38, -3.4e38, 1, -1];
+  const data = (len: number, seed: number): Float32Array => {
+    const r = rng(seed);
+    const a = new Float32Array(len);
+    for (let i = 0; i < len; i++) a[i] = r() < 0.1 ? special[Math.floor(r() * special.length)] : (r() * 2 - 1) * 10 ** Math.floor(r() * 8 - 4);
+    return a;
+  };
+  const same = (got: Float32Array, want: Float32Array): void => {
+    expect(got.length).toBe(want.length);
+    for (let i = 0; i < got.length; i++) if (!Object.is(got[i], want[i])) throw new Error(`index ${i}: ${got[i]} != ${want[i]}`);
+  };
+  test('add / add_relu / mul over lengths 0..70 and 1e5 (vector tails)', () => {
+    for (const op of ['add', 'add_relu', 'mul'] as const)
+      for (const n of [...Array.from({ length: 71 }, (_, i) => i), 100003]) {
+        const a = data(n, n + 1), b = data(n, n + 2), y1 = new Float32Array(n).fill(7), y2 = new Float32Array(n).fill(8);
+        nat.binary(op, a, b, y1);
+        ref.binary(op, a, b, y2);
+        same(y1, y2);
+      }
+    // a + a (a and b the same array) is allowed; y must not overlap them.
+    const a = data(33, 5), y1 = new Float32Array(33), y2 = new Float32Array(33);
+    nat.binary('add', a, a, y1);
+    ref.binary('add', a, a, y2);
+    same(y1, y2);
+    expect(() => nat.binary('add', a, a, a)).toThrow(RangeError);
+    expect(() => nat.binary('sub' as never, a, a, y1)).toThrow(RangeError);
+  });
+  test('meanHW over channel blocks (c = 1, 63, 64, 65, 1280) and batches', () => {
+    for (const [n, hw, c] of [[1, 1, 1], [2, 49, 63], [3, 7, 64], [1, 196, 65], [2, 49, 1280]]) {
+      const x = data(n * hw * c, hw * c), y1 = new Float32Array(n * c), y2 = new Float32Array(n * c);
+      nat.meanHW(x, n, hw, c, y1);
+      ref.meanHW(x, n, hw, c, y2);
+      same(y1, y2);
+    }
+  });
+  test('toChannelsLast over block tails (c and hw around 16)', () => {
+    for (const [n, c, hw] of [[1, 3, 50176], [2, 1, 1], [1, 15, 17], [2, 16, 16], [1, 17, 33], [3, 40, 9]]) {
+      const x = data(n * c * hw, c + hw), y1 = new Float32Array(x.length), y2 = new Float32Array(x.length);
+      nat.toChannelsLast(x, n, c, hw, y1);
+      ref.toChannelsLast(x, n, c, hw, y2);
+      same(y1, y2);
+    }
+  });
+  test('maxPool2d: kernel, stride, padding and dilation sweep with NaN inputs', () => {
+    for (const [k, stride, padding, dilation] of [[3, 2, 1, 1], [2, 2, 0, 1], [3, 1, 1, 1], [1, 1, 0, 1], [3, 2, 1, 2], [5, 3, 2, 1]])
+      for (const [n, h, w, c] of [[1, 11, 9, 3], [2, 8, 8, 17]]) {
+        const g = { kernelSize: k, stride, padding, dilation };
+        const oh = convOutSize(h, k, stride, padding, dilation), ow = convOutSize(w, k, stride, padding, dilation);
+        const x = data(n * h * w * c, k * 100 + h), y1 = new Float32Array(n * oh * ow * c), y2 = new Float32Array(y1.length);
+        nat.maxPool2d(x, n, h, w, c, g, y1);
+        ref.maxPool2d(x, n, h, w, c, g, y2);
+        same(y1, y2);
+      }
+    expect(() => nat.maxPool2d(new Float32Array(4), 1, 2, 2, 1, { kernelSize: 5, stride: 1, padding: 0, dilation: 1 }, new Float32Array(1))).toThrow(RangeError);
+  });
+});
+
 describe('float32 semantics', () => {
   test('ReLU keeps NaN and -0 as the reference does, bias is added after the sum', () => {
     const g: Conv2dGeometry = { inChannels: 2, outChannels: 3, kernelH: 1, kernelW: 1, strideH: 1, strideW: 1, padH: 0, padW: 0, dilationH: 1, dilationW: 1, groups: 1 };

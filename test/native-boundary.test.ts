@@ -176,6 +176,10 @@ describe('every binding function: hostile arguments', () => {
     f32LinearPack: () => ['scalar', 2, 3, new Float32Array(6), null],
     f32Linear: () => [flin(), 2, new Float32Array(4), new Float32Array(6), true],
     f32Info: () => [fconv()],
+    f32Binary: () => [new Float32Array(5), new Float32Array(5), new Float32Array(5), 1],
+    f32MeanHW: () => [new Float32Array(2 * 4 * 3), 2, 4, 3, new Float32Array(6)],
+    f32ToChannelsLast: () => [new Float32Array(2 * 3 * 4), 2, 3, 4, new Float32Array(2 * 3 * 4)],
+    f32MaxPool2d: () => [new Float32Array(1 * 5 * 5 * 2), 1, 5, 5, 2, 3, 2, 1, 1, new Float32Array(1 * 3 * 3 * 2)],
     setNumThreads: () => [0],
     getNumThreads: () => [],
   };

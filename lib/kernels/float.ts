@@ -43,6 +43,25 @@ export interface FloatKernels {
   packLinear(weight: Float32Array, bias: Float32Array | null, inFeatures: number, outFeatures: number): PackedLinearF32;
   /** y[m][out] = x[m][in] * W^T + bias, then max(y, 0) when relu. */
   linear(p: PackedLinearF32, m: number, x: Float32Array, y: Float32Array, relu: boolean): void;
+  /** y = a + b, relu(a + b) (a NaN or -0 sum gives +0) or a * b, element-wise; y may not overlap a or b. */
+  binary(op: BinaryOpF32, a: Float32Array, b: Float32Array, y: Float32Array): void;
+  /** y[n][c] = mean over the hw pixels of NHWC x[n][hw][c] (a double sum in pixel order, then / hw). */
+  meanHW(x: Float32Array, n: number, hw: number, c: number, y: Float32Array): void;
+  /** NCHW x [n][c][hw] -> NHWC y [n][hw][c]. */
+  toChannelsLast(x: Float32Array, n: number, c: number, hw: number, y: Float32Array): void;
+  /** Max pooling of NHWC x (running max from -inf; NaN inputs never win), y NHWC [n][oh][ow][c]. */
+  maxPool2d(x: Float32Array, n: number, h: number, w: number, c: number, p: Pool2dGeometry, y: Float32Array): void;
+}
+
+/** Element-wise float ops of FloatFunctional. */
+export type BinaryOpF32 = 'add' | 'add_relu' | 'mul';
+
+/** Square max-pooling window geometry. */
+export interface Pool2dGeometry {
+  kernelSize: number;
+  stride: number;
+  padding: number;
+  dilation: number;
 }
 
 /** Output spatial size of a convolution along one axis. */

@@ -9,7 +9,7 @@
 // im2col scratch is per thread in the addon, so a packed layer may be shared freely.
 import type { F32ConvPacked, F32LinearPacked, F32Method, IsaName } from '../../binding';
 import { checkInt, invalidRange, invalidType } from '../errors';
-import { Conv2dGeometry, convOutSize, FloatKernels, PackedConv2dF32, PackedLinearF32 } from './float';
+import { BinaryOpF32, Conv2dGeometry, convOutSize, FloatKernels, PackedConv2dF32, PackedLinearF32 } from './float';
 import { loadNative } from './native';
 
 /** Pack-time options of the native float kernels. */
@@ -155,4 +155,53 @@ export const nativeFloatKernels: NativeFloatKernels = {
     checkNoOverlap(x, y);
     loadNative().binding.f32Linear(p.handle, m, x, y, relu);
   },
+
+  binary(op, a, b, y) {
+    const code = BINARY_OPS[op];
+    if (code === undefined) throw invalidRange('op', `one of ${Object.keys(BINARY_OPS).join(', ')}`, op);
+    if (!(a instanceof Float32Array)) throw invalidType('a', 'a Float32Array', a);
+    checkF32('b', b, a.length, 'a.length');
+    checkF32('y', y, a.length, 'a.length');
+    checkNoOverlap(a, y);
+    checkNoOverlap(b, y);
+    loadNative().binding.f32Binary(a, b, y, code);
+  },
+
+  meanHW(x, n, hw, c, y) {
+    checkInt('n', n, 0, MAX_DIM);
+    checkInt('hw', hw, 1, 1 << 30);
+    checkInt('c', c, 0, MAX_DIM);
+    checkF32('x', x, n * hw * c, 'n*hw*c');
+    checkF32('y', y, n * c, 'n*c');
+    checkNoOverlap(x, y);
+    loadNative().binding.f32MeanHW(x, n, hw, c, y);
+  },
+
+  toChannelsLast(x, n, c, hw, y) {
+    checkInt('n', n, 0, MAX_DIM);
+    checkInt('c', c, 0, MAX_DIM);
+    checkInt('hw', hw, 0, 1 << 30);
+    checkF32('x', x, n * c * hw, 'n*c*hw');
+    checkF32('y', y, n * c * hw, 'n*c*hw');
+    checkNoOverlap(x, y);
+    loadNative().binding.f32ToChannelsLast(x, n, c, hw, y);
+  },
+
+  maxPool2d(x, n, h, w, c, g, y) {
+    checkInt('n', n, 0, MAX_DIM);
+    checkInt('h', h, 1, MAX_DIM);
+    checkInt('w', w, 1, MAX_DIM);
+    checkInt('c', c, 0, MAX_DIM);
+    const k = checkInt('kernelSize', g.kernelSize, 1, 1024), s = checkInt('stride', g.stride, 1, 1024);
+    const pad = checkInt('padding', g.padding, 0, 1024), d = checkInt('dilation', g.dilation, 1, 1024);
+    if (2 * pad > k) throw invalidRange('padding', `at most half the kernel size (${k})`, pad);
+    const oh = convOutSize(h, k, s, pad, d), ow = convOutSize(w, k, s, pad, d);
+    if (oh < 1 || ow < 1) throw invalidRange('h, w', `a window of ${d * (k - 1) + 1} pixels with padding ${pad} to fit`, [h, w]);
+    checkF32('x', x, n * h * w * c, 'n*h*w*c');
+    checkF32('y', y, n * oh * ow * c, `n*oh*ow*c (oh=${oh}, ow=${ow})`);
+    checkNoOverlap(x, y);
+    loadNative().binding.f32MaxPool2d(x, n, h, w, c, k, s, pad, d, y);
+  },
 };
+
+const BINARY_OPS: Record<BinaryOpF32, 0 | 1 | 2> = { add: 0, add_relu: 1, mul: 2 };

@@ -320,22 +320,8 @@ export class MaxPool2d extends Module {
     const [n, c, h, w] = x.shape;
     const oh = convOutSize(h, this.kernelSize, this.stride, this.padding, this.dilation);
     const ow = convOutSize(w, this.kernelSize, this.stride, this.padding, this.dilation);
-    const y = new Float32Array(n * oh * ow * c).fill(-Infinity), d = x.data;
-    for (let b = 0; b < n; b++)
-      for (let oy = 0; oy < oh; oy++)
-        for (let ox = 0; ox < ow; ox++) {
-          const yo = ((b * oh + oy) * ow + ox) * c;
-          for (let ky = 0; ky < this.kernelSize; ky++) {
-            const iy = oy * this.stride - this.padding + ky * this.dilation;
-            if (iy < 0 || iy >= h) continue;
-            for (let kx = 0; kx < this.kernelSize; kx++) {
-              const ix = ox * this.stride - this.padding + kx * this.dilation;
-              if (ix < 0 || ix >= w) continue;
-              const xo = ((b * h + iy) * w + ix) * c;
-              for (let ch = 0; ch < c; ch++) if (d[xo + ch] > y[yo + ch]) y[yo + ch] = d[xo + ch];
-            }
-          }
-        }
+    const y = outputBuffer(n * oh * ow * c);
+    getFloatKernels().maxPool2d(x.data, n, h, w, c, this, y);
     return new Tensor(y, [n, c, oh, ow], 'channels_last');
   }
   extraRepr(): string {

@@ -127,17 +127,21 @@ extern "C" void ptq_sgemm_f32_avx512vnni(const ptq_sgemm_weights* w, const ptq_s
     t.finish = k0 + t.kc == k;
     for (size_t m0 = m_begin; m0 < m_end; m0 += kMC) {
       const size_t m1 = m_end - m0 < kMC ? m_end : m0 + kMC;
+      // Rows split evenly over ceil(rows / kMR) tiles (49 rows: 10+10+10+10+9, not 4 x 12 + 1): a
+      // 1-row tile streams the whole B panel for one row of work.
+      const size_t tiles = (m1 - m0 + kMR - 1) / kMR, base = (m1 - m0) / tiles, extra = (m1 - m0) % tiles;
       for (size_t nb = nb_begin; nb < nb_end; nb += 2) {
         const size_t nbk = nb_end - nb < 2 ? 1 : 2, col = nb * kNR;
         t.last_mask = col_mask(n - (col + (nbk - 1) * kNR));
         t.b = w->packed_b + nb * k * kNR + k0 * kNR;
         t.bias = w->bias ? w->bias + col : NULL;
         const TileFn* fns = kTiles[nbk - 1];
-        for (size_t i = m0; i < m1; i += kMR) {
-          const size_t rows = m1 - i < static_cast<size_t>(kMR) ? m1 - i : kMR;
+        for (size_t ti = 0, i = m0; ti < tiles; ti++) {
+          const size_t rows = base + (ti >= tiles - extra);
           t.a = io->a + i * t.lda + k0;
           t.c = io->c + i * t.ldc + col;
           fns[rows - 1](t);
+          i += rows;
         }
       }
     }

@@ -4,7 +4,7 @@
 // depthwise convs; im2col convs sum in (ky, kx, ic) order and add the bias last. Each step is
 // fround(x * w + acc) in double, a fused multiply-add except in rare double-rounding cases, so
 // the native kernels agree to float32 rounding (bit for bit in all but those cases).
-import { Conv2dGeometry, convOutSize, FloatKernels, PackedConv2dF32, PackedLinearF32 } from '../float';
+import { Conv2dGeometry, convOutSize, FloatKernels, PackedConv2dF32, PackedLinearF32, Pool2dGeometry } from '../float';
 
 const fround = Math.fround;
 const KC = 256;
@@ -76,5 +76,54 @@ export const referenceFloatKernels: FloatKernels = {
         const acc = chunkedDot(k, (kk) => x[i * k + kk], (kk) => r.weight[j * k + kk], r.bias ? r.bias[j] : 0);
         y[i * nOut + j] = relu && acc < 0 ? 0 : acc;
       }
+  },
+  binary(op, a, b, y) {
+    const n = y.length;
+    // One monomorphic loop per op. Float32 inputs: the double sum or product rounds to float32
+    // exactly as a float32 op.
+    if (op === 'add') for (let i = 0; i < n; i++) y[i] = a[i] + b[i];
+    else if (op === 'mul') for (let i = 0; i < n; i++) y[i] = a[i] * b[i];
+    else
+      for (let i = 0; i < n; i++) {
+        const s = fround(a[i] + b[i]);
+        y[i] = s > 0 ? s : 0;
+      }
+  },
+  meanHW(x, n, hw, c, y) {
+    for (let b = 0; b < n; b++) {
+      const acc = new Float64Array(c);
+      for (let p = 0; p < hw; p++) {
+        const o = (b * hw + p) * c;
+        for (let ch = 0; ch < c; ch++) acc[ch] += x[o + ch];
+      }
+      for (let ch = 0; ch < c; ch++) y[b * c + ch] = fround(acc[ch] / hw);
+    }
+  },
+  toChannelsLast(x, n, c, hw, y) {
+    for (let b = 0; b < n; b++)
+      for (let ch = 0; ch < c; ch++) {
+        const so = (b * c + ch) * hw;
+        for (let p = 0; p < hw; p++) y[(b * hw + p) * c + ch] = x[so + p];
+      }
+  },
+  maxPool2d(x, n, h, w, c, g: Pool2dGeometry, y) {
+    const { kernelSize: k, stride, padding, dilation } = g;
+    const oh = convOutSize(h, k, stride, padding, dilation), ow = convOutSize(w, k, stride, padding, dilation);
+    y.fill(-Infinity);
+    for (let b = 0; b < n; b++)
+      for (let oy = 0; oy < oh; oy++)
+        for (let ox = 0; ox < ow; ox++) {
+          const yo = ((b * oh + oy) * ow + ox) * c;
+          for (let ky = 0; ky < k; ky++) {
+            const iy = oy * stride - padding + ky * dilation;
+            if (iy < 0 || iy >= h) continue;
+            for (let kx = 0; kx < k; kx++) {
+              const ix = ox * stride - padding + kx * dilation;
+              if (ix < 0 || ix >= w) continue;
+              const xo = ((b * h + iy) * w + ix) * c;
+              for (let ch = 0; ch < c; ch++) if (x[xo + ch] > y[yo + ch]) y[yo + ch] = x[xo + ch];
+            }
+          }
+        }
   },
 };
