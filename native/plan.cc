@@ -41,6 +41,7 @@ struct Plan {
   std::vector<Op> ops;
   std::vector<size_t> slot_offset, slot_bytes;  // per-sample bytes; offsets in the arena for max_batch
   size_t max_batch = 1, in_floats = 0, out_floats = 0, arena_bytes = 0;
+  bool prequantize = false;  // only the first op reads the input (a quantize): async runs do it up front
   std::unique_ptr<uint8_t, AlignedFree> arena;
   std::vector<Napi::Reference<Napi::Value>> keep;  // the packed-weight handles stay alive
   std::mutex mu;                                    // one run at a time per plan
@@ -49,6 +50,7 @@ struct Plan {
   // runs in flight page-faults on the JS thread (tens of ms of event-loop lag for 64 runs).
   std::mutex io_mu;
   std::vector<std::vector<float>> io_free[2];  // [0] inputs, [1] outputs
+  std::vector<std::vector<uint8_t>> qin_free;   // quantized inputs
   std::vector<float> TakeIo(int kind) {
     std::lock_guard<std::mutex> l(io_mu);
     auto& f = io_free[kind];
@@ -61,6 +63,17 @@ struct Plan {
     std::lock_guard<std::mutex> l(io_mu);
     if (io_free[kind].size() < kMaxIoFree) io_free[kind].push_back(std::move(v));
   }
+  std::vector<uint8_t> TakeQin() {
+    std::lock_guard<std::mutex> l(io_mu);
+    if (qin_free.empty()) return {};
+    std::vector<uint8_t> v = std::move(qin_free.back());
+    qin_free.pop_back();
+    return v;
+  }
+  void GiveQin(std::vector<uint8_t>&& v) {
+    std::lock_guard<std::mutex> l(io_mu);
+    if (qin_free.size() < kMaxIoFree) qin_free.push_back(std::move(v));
+  }
   static constexpr size_t kMaxIoFree = 64;
 };
 
@@ -69,10 +82,54 @@ constexpr size_t kMaxArenaBytes = size_t{1} << 34;  // 16 GiB: far beyond any re
 constexpr size_t kElemChunk = 16384;
 constexpr size_t kDepthFirstMinBytes = size_t(256) << 10;
 
+// Quantizes n float input samples into y (the plan's first op), on up to `threads` threads.
+void QuantizeInput(const Plan& plan, const Op& op, size_t n, const float* input, uint8_t* y, size_t threads) {
+  ThreadPool& pool = ThreadPool::Global();
+  if (op.nchw_c) {
+    // NCHW float input -> NHWC quint8: each channel plane is quantized by the SIMD kernel
+    // (contiguous), then the planes are interleaved.
+    const size_t c = op.nchw_c, hw = op.nchw_hw;
+    const ptq_quantize_fn quantize = QuantizeKernel(plan.isa);
+#if defined(PTQ_X86)
+    if (c == 3 && plan.isa == PTQ_ISA_AVX512VNNI) {
+      pool.ParallelFor(n, threads, [&](size_t b, size_t) {
+        ptq_quantize_nchw3_f32_u8_avx512vnni(input + b * 3 * hw, y + b * hw * 3, hw, op.scale, op.zp);
+      });
+      return;
+    }
+#endif
+    pool.ParallelFor(n, threads, [&](size_t b, size_t) {
+      thread_local std::vector<uint8_t> planes;
+      if (planes.size() < c * hw) planes.resize(c * hw);
+      for (size_t ch = 0; ch < c; ch++) quantize(input + (b * c + ch) * hw, planes.data() + ch * hw, 0, hw, op.scale, op.zp);
+      uint8_t* dst = y + b * hw * c;
+      if (c == 3) {
+        const uint8_t *p0 = planes.data(), *p1 = p0 + hw, *p2 = p1 + hw;
+        for (size_t p = 0; p < hw; p++, dst += 3) {
+          dst[0] = p0[p];
+          dst[1] = p1[p];
+          dst[2] = p2[p];
+        }
+      } else {
+        for (size_t p = 0; p < hw; p++)
+          for (size_t ch = 0; ch < c; ch++) dst[p * c + ch] = planes[ch * hw + p];
+      }
+    });
+  } else {
+    const size_t total = op.count * n, chunks = (total + kElemChunk - 1) / kElemChunk;
+    const ptq_quantize_fn quantize = QuantizeKernel(plan.isa);
+    pool.ParallelFor(chunks, threads, [&](size_t t, size_t) {
+      const size_t b = t * kElemChunk, e = b + kElemChunk < total ? b + kElemChunk : total;
+      quantize(input, y, b, e, op.scale, op.zp);
+    });
+  }
+}
+
 // Runs op on n samples. With sample >= 0 it runs on that one sample only (n == 1): slot s of
 // sample b then lives at b * slot_bytes[s] inside the slot, the same for every op.
+// qinput, when set, is the first op's output for these samples, already quantized.
 void RunOp(const Plan& plan, const Op& op, size_t n, const float* input, float* output, size_t threads,
-           ptrdiff_t sample = -1) {
+           ptrdiff_t sample = -1, const uint8_t* qinput = nullptr) {
   ThreadPool& pool = ThreadPool::Global();
   auto slot = [&](int s) -> uint8_t* {
     uint8_t* base = plan.arena.get() + plan.slot_offset[s] * plan.max_batch;
@@ -81,44 +138,9 @@ void RunOp(const Plan& plan, const Op& op, size_t n, const float* input, float* 
   switch (op.kind) {
     case OpKind::kQuantize: {
       uint8_t* y = slot(op.out);
-      if (op.nchw_c) {
-        // NCHW float input -> NHWC quint8: each channel plane is quantized by the SIMD kernel
-        // (contiguous), then the planes are interleaved.
-        const size_t c = op.nchw_c, hw = op.nchw_hw;
-        const ptq_quantize_fn quantize = QuantizeKernel(plan.isa);
-#if defined(PTQ_X86)
-        if (c == 3 && plan.isa == PTQ_ISA_AVX512VNNI) {
-          pool.ParallelFor(n, threads, [&](size_t b, size_t) {
-            ptq_quantize_nchw3_f32_u8_avx512vnni(input + b * 3 * hw, y + b * hw * 3, hw, op.scale, op.zp);
-          });
-          return;
-        }
-#endif
-        pool.ParallelFor(n, threads, [&](size_t b, size_t) {
-          thread_local std::vector<uint8_t> planes;
-          if (planes.size() < c * hw) planes.resize(c * hw);
-          for (size_t ch = 0; ch < c; ch++) quantize(input + (b * c + ch) * hw, planes.data() + ch * hw, 0, hw, op.scale, op.zp);
-          uint8_t* dst = y + b * hw * c;
-          if (c == 3) {
-            const uint8_t *p0 = planes.data(), *p1 = p0 + hw, *p2 = p1 + hw;
-            for (size_t p = 0; p < hw; p++, dst += 3) {
-              dst[0] = p0[p];
-              dst[1] = p1[p];
-              dst[2] = p2[p];
-            }
-          } else {
-            for (size_t p = 0; p < hw; p++)
-              for (size_t ch = 0; ch < c; ch++) dst[p * c + ch] = planes[ch * hw + p];
-          }
-        });
-      } else {
-        const size_t total = op.count * n, chunks = (total + kElemChunk - 1) / kElemChunk;
-        const ptq_quantize_fn quantize = QuantizeKernel(plan.isa);
-        pool.ParallelFor(chunks, threads, [&](size_t t, size_t) {
-          const size_t b = t * kElemChunk, e = b + kElemChunk < total ? b + kElemChunk : total;
-          quantize(input, y, b, e, op.scale, op.zp);
-        });
-      }
+      // Quantized on the JS thread when the run was queued (see PlanWorker): copy it in.
+      if (qinput && &op == &plan.ops.front()) memcpy(y, qinput, op.count * n);
+      else QuantizeInput(plan, op, n, input, y, threads);
       return;
     }
     case OpKind::kDequantize: {
@@ -164,7 +186,9 @@ void RunOp(const Plan& plan, const Op& op, size_t n, const float* input, float* 
 }
 
 // Runs the plan; false (nothing run) when it has been disposed.
-bool RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t threads, double* op_ns = nullptr) {
+// qinput: the first op already run on the input (see PlanWorker), or null.
+bool RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t threads, double* op_ns = nullptr,
+             const uint8_t* qinput = nullptr) {
   std::lock_guard<std::mutex> lock(plan.mu);
   if (plan.disposed.load()) return false;
   if (threads > ThreadPool::Global().Size()) threads = ThreadPool::Global().Size();
@@ -181,18 +205,20 @@ bool RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t thr
     // Activations are scratch: thread w keeps every sample it runs in the arena's sample-w region,
     // which then stays warm in its cache from sample to sample (w < threads <= n <= max_batch).
     ThreadPool::Global().ParallelFor(first, threads, [&](size_t b, size_t worker) {
-      const float* in = input + b * plan.in_floats;
+      const float* in = input ? input + b * plan.in_floats : nullptr;
+      const uint8_t* qin = qinput ? qinput + b * plan.in_floats : nullptr;
       float* out = output + b * plan.out_floats;
-      for (const Op& op : plan.ops) RunOp(plan, op, 1, in, out, 1, static_cast<ptrdiff_t>(worker));
+      for (const Op& op : plan.ops) RunOp(plan, op, 1, in, out, 1, static_cast<ptrdiff_t>(worker), qin);
     });
     if (first == n) return true;
-    input += first * plan.in_floats;
+    if (input) input += first * plan.in_floats;
+    if (qinput) qinput += first * plan.in_floats;
     output += first * plan.out_floats;
     n -= first;
   }
   for (size_t i = 0; i < plan.ops.size(); i++) {
     const auto t0 = std::chrono::steady_clock::now();
-    RunOp(plan, plan.ops[i], n, input, output, threads);
+    RunOp(plan, plan.ops[i], n, input, output, threads, -1, qinput);
     if (op_ns) op_ns[i] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
   }
   return true;
@@ -356,6 +382,9 @@ Napi::Value PlanCreate(const Napi::CallbackInfo& info) {
     ThrowRange(env, "a plan starts with quantize and ends with dequantize");
   if (off > kMaxArenaBytes / plan->max_batch)
     ThrowRange(env, Cat("the activation arena would need ", static_cast<double>(off) * plan->max_batch, " bytes (limit ", kMaxArenaBytes, ")"));
+  size_t input_readers = 0;
+  for (const Op& op : plan->ops) input_readers += op.in0 == kInput || op.in1 == kInput;
+  plan->prequantize = input_readers == 1 && plan->ops.front().in0 == kInput && plan->ops.front().count == plan->in_floats;
   plan->arena_bytes = off * plan->max_batch;
   plan->arena = AlignedArray<uint8_t>(plan->arena_bytes);
   const int64_t bytes = static_cast<int64_t>(plan->arena_bytes);
@@ -405,23 +434,38 @@ Napi::Value PlanRunSync(const Napi::CallbackInfo& info) {
 // and output: JS may detach, transfer or resize the caller's buffers (or write to a shared one)
 // while the run is in flight without the worker ever touching freed or foreign memory. The
 // output is copied back on the JS thread, if the output view still has its length.
+// When only the first op (a quantize) reads the input, the snapshot is that op's output, made
+// here on the JS thread: a quarter of the bytes of a float copy, and the same cost as the copy
+// (64 runs queued in one tick copied 38 MB and held the event loop for 4-14 ms).
 class PlanWorker : public Napi::AsyncWorker {
  public:
   PlanWorker(Napi::Env env, const RunArgs& r, const Napi::CallbackInfo& info)
       : Napi::AsyncWorker(env, "ptq:planRun"), r_(r), deferred_(Napi::Promise::Deferred::New(env)),
-        in_(r.plan->TakeIo(0)), out_(r.plan->TakeIo(1)) {
-    in_.assign(r.in, r.in + r.n * r.plan->in_floats);  // reuses a recycled vector's memory
+        out_(r.plan->TakeIo(1)) {
+    const size_t in_count = r.n * r.plan->in_floats;
+    if (r.plan->prequantize) {
+      qin_ = r.plan->TakeQin();
+      qin_.resize(in_count);  // reuses a recycled vector's memory
+      QuantizeInput(*r.plan, r.plan->ops.front(), r.n, r.in, qin_.data(), 1);
+    } else {
+      in_ = r.plan->TakeIo(0);
+      in_.assign(r.in, r.in + in_count);
+    }
     out_.resize(r.n * r.plan->out_floats);
     plan_ref_ = Napi::Persistent(info[0]);
     out_ref_ = Napi::Persistent(info[3]);
   }
   ~PlanWorker() override {
-    r_.plan->GiveIo(0, std::move(in_));  // plan_ref_ (destroyed after this body) keeps the plan alive
+    // plan_ref_ (destroyed after this body) keeps the plan alive.
+    if (r_.plan->prequantize) r_.plan->GiveQin(std::move(qin_));
+    else r_.plan->GiveIo(0, std::move(in_));
     r_.plan->GiveIo(1, std::move(out_));
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
-    if (!RunPlan(*r_.plan, r_.n, in_.data(), out_.data(), r_.threads)) SetError(kDisposed);
+    const bool ok = r_.plan->prequantize ? RunPlan(*r_.plan, r_.n, nullptr, out_.data(), r_.threads, nullptr, qin_.data())
+                                         : RunPlan(*r_.plan, r_.n, in_.data(), out_.data(), r_.threads);
+    if (!ok) SetError(kDisposed);
   }
   void OnOK() override {
     Napi::Value v = out_ref_.Value();
@@ -439,6 +483,7 @@ class PlanWorker : public Napi::AsyncWorker {
   RunArgs r_;
   Napi::Promise::Deferred deferred_;
   std::vector<float> in_, out_;
+  std::vector<uint8_t> qin_;
   Napi::Reference<Napi::Value> plan_ref_, out_ref_;
 };
 
