@@ -152,6 +152,9 @@ size_t group3x3(const Row& r, size_t lo, size_t hi, size_t cb, size_t width, con
       const float* q = xp + ky * rstride;
 #pragma GCC unroll 17
       for (int i = 0; i < kSpan; i++, q += r.c) {
+        // Opaque pointer bump: otherwise GCC precomputes all kSpan offsets (i * c), runs out of
+        // registers and reloads them from the stack before every load (2x slower here).
+        asm("" : "+r"(q));
         const __m512 v = _mm512_maskz_loadu_ps(m, q);
 #pragma GCC unroll 8
         for (int j = 0; j < Q; j++) {
