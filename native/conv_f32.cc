@@ -33,6 +33,17 @@ inline void copy_floats(float* d, const float* s, size_t n) {
     memcpy(d, s, n * sizeof(float));
     return;
   }
+  // Up to 16 floats (a 3-channel stem's kernel row is 9): two overlapping fixed-size moves.
+  if (n >= 8 && n <= 16) {
+    memcpy(d, s, 8 * sizeof(float));
+    memcpy(d + n - 8, s + n - 8, 8 * sizeof(float));
+    return;
+  }
+  if (n >= 4 && n < 8) {
+    memcpy(d, s, 4 * sizeof(float));
+    memcpy(d + n - 4, s + n - 4, 4 * sizeof(float));
+    return;
+  }
   size_t i = 0;
   for (; i + 4 <= n; i += 4) memcpy(d + i, s + i, 4 * sizeof(float));  // constant size: inlined
   for (; i < n; i++) d[i] = s[i];
