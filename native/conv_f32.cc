@@ -156,7 +156,7 @@ extern "C" size_t ptq_conv2d_f32_scratch_floats(const ptq_conv2d_f32_plan* plan)
 
 extern "C" void ptq_conv2d_f32(const ptq_conv2d_f32_plan* plan, const float* x, size_t h, size_t w,
                                float* y, size_t oh, size_t ow, int relu, size_t p_begin,
-                               size_t p_end, float* scratch) {
+                               size_t p_end, size_t nb_begin, size_t nb_end, float* scratch) {
   const ptq_conv2d_geometry* g = &plan->g;
   const size_t groups = g->groups, cin = g->in_channels, cout = g->out_channels;
   const size_t k = plan->k, n = plan->n, cpg = cin / groups;
@@ -170,7 +170,7 @@ extern "C" void ptq_conv2d_f32(const ptq_conv2d_f32_plan* plan, const float* x, 
       wg.packed_b = plan->packed_b + grp * panel;
       wg.bias = plan->bias ? plan->bias + grp * round_up(n, PTQ_SGEMM_NR) : NULL;
       const ptq_sgemm_io io{x + grp * cpg, cin, y + grp * n, cout, relu, 1};  // 1x1: bias first (oneDNN)
-      plan->gemm(&wg, &io, p_begin, p_end, 0, nb);
+      plan->gemm(&wg, &io, p_begin, p_end, nb_begin, nb_end < nb ? nb_end : nb);
     }
     return;
   }
@@ -182,7 +182,7 @@ extern "C" void ptq_conv2d_f32(const ptq_conv2d_f32_plan* plan, const float* x, 
       wg.packed_b = plan->packed_b + grp * panel;
       wg.bias = plan->bias ? plan->bias + grp * round_up(n, PTQ_SGEMM_NR) : NULL;
       const ptq_sgemm_io io{scratch, k, y + p0 * cout + grp * n, cout, relu, 0};  // im2col: bias last
-      plan->gemm(&wg, &io, 0, rows, 0, nb);
+      plan->gemm(&wg, &io, 0, rows, nb_begin, nb_end < nb ? nb_end : nb);
     }
   }
 }

@@ -174,10 +174,12 @@ typedef struct {
 int ptq_conv2d_f32_is_direct(const ptq_conv2d_geometry* g);
 // Floats of scratch one ptq_conv2d_f32 call needs (0 when direct). Per calling thread.
 size_t ptq_conv2d_f32_scratch_floats(const ptq_conv2d_f32_plan* plan);
-// Computes output pixels [p_begin, p_end) of the n*oh*ow pixels. scratch: 64-byte aligned,
-// ptq_conv2d_f32_scratch_floats(plan) floats, private to the calling thread.
+// Computes output pixels [p_begin, p_end) of the n*oh*ow pixels, 16-column blocks [nb_begin,
+// nb_end) of each group's outputs. scratch: 64-byte aligned, ptq_conv2d_f32_scratch_floats(plan)
+// floats, private to the calling thread.
 void ptq_conv2d_f32(const ptq_conv2d_f32_plan* plan, const float* x, size_t h, size_t w, float* y,
-                    size_t oh, size_t ow, int relu, size_t p_begin, size_t p_end, float* scratch);
+                    size_t oh, size_t ow, int relu, size_t p_begin, size_t p_end, size_t nb_begin,
+                    size_t nb_end, float* scratch);
 
 // Packers (baseline code, same layout for every ISA level).
 // SGEMM B from a row-major [n][k] matrix (a PyTorch Linear weight): round_up(n,16)*k floats.
