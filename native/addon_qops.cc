@@ -59,12 +59,17 @@ Napi::Value QConv2dPack(const Napi::CallbackInfo& info) {
       GroupGemm gg;
       const size_t sz = ptq_qgemm_packed_size(isa, k, opg);
       gg.packed = AlignedArray<uint8_t>(sz);
-      std::vector<int8_t> wg(opg * k);  // [o][ky][kx][ic] of this group
       const size_t khw = p->kh * p->kw;
-      for (size_t o = 0; o < opg; o++)
-        for (size_t ic = 0; ic < cpg; ic++)
-          for (size_t t = 0; t < khw; t++) wg[(o * khw + t) * cpg + ic] = weight[((g * opg + o) * cpg + ic) * khw + t];
-      ptq_qgemm_pack(isa, k, opg, wg.data(), gg.packed.get());
+      if (khw == 1) {
+        // 1x1: OIHW already is [o][ic]; no reordered copy (a temporary that stayed in the heap).
+        ptq_qgemm_pack(isa, k, opg, weight.Data() + g * opg * k, gg.packed.get());
+      } else {
+        std::vector<int8_t> wg(opg * k);  // [o][ky][kx][ic] of this group
+        for (size_t o = 0; o < opg; o++)
+          for (size_t ic = 0; ic < cpg; ic++)
+            for (size_t t = 0; t < khw; t++) wg[(o * khw + t) * cpg + ic] = weight[((g * opg + o) * cpg + ic) * khw + t];
+        ptq_qgemm_pack(isa, k, opg, wg.data(), gg.packed.get());
+      }
       gg.acc_init = AlignedArray<int32_t>(np);
       gg.bias = AlignedArray<float>(np);
       gg.multiplier = AlignedArray<float>(np);
