@@ -67,6 +67,34 @@ void tile(const ptq_qgemm_weights* w, const uint8_t* a, size_t lda, uint8_t* c, 
       for (int q = 0; q < NBK; q++) acc[r][q] = dpbusd(acc[r][q], av, bw[q]);
     }
   }
+  if constexpr (NBK == 2) {
+    if ((b + 2) * 16 <= w->n) {
+      // Both 16-column blocks full: rows in pairs, each row's 32 output bytes stored at once
+      // (11 pack/store uops per 64 outputs instead of 15). Same arithmetic as below.
+      const size_t col = b * 16;
+      const __m512 bias0 = _mm512_loadu_ps(w->bias + col), bias1 = _mm512_loadu_ps(w->bias + col + 16);
+      const __m512 mult0 = _mm512_loadu_ps(w->multiplier + col), mult1 = _mm512_loadu_ps(w->multiplier + col + 16);
+      const __m512i zp16 = _mm512_set1_epi16(static_cast<short>(w->out_zero_point));
+      const __m512i min8 = _mm512_set1_epi8(static_cast<char>(w->out_min));
+      const __m512i max8 = _mm512_set1_epi8(static_cast<char>(w->out_max));
+      // Lane L of the packed bytes holds [r q0][r q1][r+1 q0][r+1 q1], 4 bytes each.
+      const __m512i rows_idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+      auto rq = [&](const __m512i a, const __m512 bias, const __m512 mult) {
+        return _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(a), bias), mult));
+      };
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; r += 2) {
+        const int r1 = r + 1 < MR ? r + 1 : r;  // a lone last row is computed twice, stored once
+        const __m512i p0 = _mm512_adds_epi16(_mm512_packs_epi32(rq(acc[r][0], bias0, mult0), rq(acc[r][1], bias1, mult1)), zp16);
+        const __m512i p1 = _mm512_adds_epi16(_mm512_packs_epi32(rq(acc[r1][0], bias0, mult0), rq(acc[r1][1], bias1, mult1)), zp16);
+        __m512i u = _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(p0, p1), min8), max8);
+        u = _mm512_permutexvar_epi32(rows_idx, u);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc + col), _mm512_castsi512_si256(u));
+        if (r + 1 < MR) _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + (r + 1) * ldc + col), _mm512_extracti64x4_epi64(u, 1));
+      }
+      return;
+    }
+  }
   // Requantize 4 rows at a time: (acc + bias) * mult rounded to int32 as the reference does, then
   // saturating packs 32 -> 16 bits (+ zero point, saturating) -> 8 bits unsigned and a clamp on the
   // bytes. Saturation only moves values further in the direction the clamp sends them, so this
