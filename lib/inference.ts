@@ -165,5 +165,5 @@ export function compileModel(model: Module, o: CompileOptions): CompiledModel {
   if (!(y instanceof Tensor)) throw new Error('compileModel: the model must return a float Tensor (end with DeQuantStub)');
   const traced = tracer.finish(x.data, y.data, o.inputShape);
   const plan = loadNative().binding.planCreate(traced.ops, traced.slotBytes, maxBatch, traced.inFloats, traced.outFloats, loadNative().isa);
-  return new CompiledModel(plan, [...o.inputShape], y.shape.slice(1), maxBatch, threads, traced.ops.map((op) => op.kind));
+  return new CompiledModel(plan, [...o.inputShape], y.shape.slice(1), maxBatch, threads, traced.ops.map((op) => (op.addOut !== undefined ? 'conv+add' : op.kind)));
 }

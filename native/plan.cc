@@ -32,6 +32,10 @@ struct Op {
   size_t nchw_c = 0, nchw_hw = 0;  // quantize straight from an NCHW float input
   float scale = 1, scale_b = 1, scale_out = 1;
   int32_t zp = 0, zp_b = 0, zp_out = 0, relu = 0;
+  // conv with a fused residual add: add(conv out, slot in1) (conv out is the add's first operand
+  // when conv_is_a) into slot out2, tile by tile while the conv output is in cache.
+  bool fused_add = false, conv_is_a = true;
+  int out2 = 0;
   const PackedQConv* conv = nullptr;
   const PackedQGemm* gemm = nullptr;
 };
@@ -148,9 +152,28 @@ void RunOp(const Plan& plan, const Op& op, size_t n, const float* input, float* 
       DequantizeKernel(plan.isa)(x, output, 0, op.count * n, op.scale, op.zp);
       return;
     }
-    case OpKind::kConv:
-      QConvRun(*op.conv, slot(op.in0), n, op.h, op.w, slot(op.out), op.oh, op.ow, threads);
+    case OpKind::kConv: {
+      if (!op.fused_add) {
+        QConvRun(*op.conv, slot(op.in0), n, op.h, op.w, slot(op.out), op.oh, op.ow, threads);
+        return;
+      }
+      const uint8_t* conv_out = slot(op.out);
+      const uint8_t* other = slot(op.in1);
+      const uint8_t *a = op.conv_is_a ? conv_out : other, *b = op.conv_is_a ? other : conv_out;
+      uint8_t* y = slot(op.out2);
+      const size_t cout = op.conv->cout;
+      const ptq_qadd_params p{op.scale, op.scale_b, op.scale_out, op.zp, op.zp_b, op.zp_out, op.relu, op.count * n};
+      const ptq_qadd_fn add = QAddKernel(plan.isa);
+      const QConvTileFn after = [&](size_t pix0, size_t pix1, size_t c0, size_t c1) {
+        if (c0 == 0 && c1 == cout) {
+          add(a, b, y, pix0 * cout, pix1 * cout, &p);
+        } else {
+          for (size_t px = pix0; px < pix1; px++) add(a, b, y, px * cout + c0, px * cout + c1, &p);
+        }
+      };
+      QConvRun(*op.conv, slot(op.in0), n, op.h, op.w, slot(op.out), op.oh, op.ow, threads, &after);
       return;
+    }
     case OpKind::kGemm: {
       const PackedQGemm& g = *op.gemm;
       const size_t m = op.rows * n, nb = (g.w.n + PTQ_GEMM_NR - 1) / PTQ_GEMM_NR;
@@ -322,6 +345,26 @@ Napi::Value PlanCreate(const Napi::CallbackInfo& info) {
       if (op.in0 < 0 || op.out < 0) ThrowRange(env, "conv reads and writes slots");
       need(op.in0, op.h * op.w * op.conv->cin, "conv");
       need(op.out, op.oh * op.ow * op.conv->cout, "conv");
+      if (o.Has("addOut")) {
+        // Residual add fused into the conv (the add's operands as for kind "add").
+        op.fused_add = true;
+        op.in1 = SlotOf(o, "in1", env, nslots);
+        op.out2 = SlotOf(o, "addOut", env, nslots);
+        op.conv_is_a = o.Get("convIsA").ToBoolean().Value();
+        op.scale = Flt(o, "aScale", env);
+        op.scale_b = Flt(o, "bScale", env);
+        op.scale_out = Flt(o, "outScale", env);
+        op.zp = static_cast<int32_t>(Num(o, "aZeroPoint", env, 255));
+        op.zp_b = static_cast<int32_t>(Num(o, "bZeroPoint", env, 255));
+        op.zp_out = static_cast<int32_t>(Num(o, "outZeroPoint", env, 255));
+        op.relu = o.Get("relu").ToBoolean().Value() ? 1 : 0;
+        // The add writes tiles while the conv still reads its input: out2 must be its own slot.
+        if (op.in1 < 0 || op.out2 < 0 || op.out2 == op.in0 || op.out2 == op.out || op.in1 == op.out)
+          ThrowRange(env, "conv+add: the add output needs its own slot, apart from the conv's input and output");
+        op.count = op.oh * op.ow * op.conv->cout;
+        need(op.in1, op.count, "conv+add");
+        need(op.out2, op.count, "conv+add");
+      }
       plan->keep.push_back(Napi::Persistent(hv));
     } else if (kind == "gemm") {
       op.kind = OpKind::kGemm;

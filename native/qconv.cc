@@ -106,7 +106,7 @@ bool QConvOutSize(const PackedQConv& p, size_t h, size_t w, size_t* oh, size_t* 
 }
 
 void QConvRun(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t w, uint8_t* y, size_t oh, size_t ow,
-              size_t threads) {
+              size_t threads, const QConvTileFn* after) {
   ThreadPool& pool = ThreadPool::Global();
   const double outputs = static_cast<double>(n) * oh * ow * p.cout;
   const double work = p.depthwise ? outputs * kDwOutputMacs : outputs * (p.cin / p.groups) * p.kh * p.kw;
@@ -120,6 +120,7 @@ void QConvRun(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t
     pool.ParallelFor(n * chunks, threads, [&](size_t t, size_t) {
       const size_t b = t / chunks, r0 = (t % chunks) * rows_per, r1 = r0 + rows_per < oh ? r0 + rows_per : oh;
       dwconv(&dp, x, h, w, y, oh, ow, b, r0, r1);
+      if (after) (*after)((b * oh + r0) * ow, (b * oh + r1) * ow, 0, p.cout);
     });
     return;
   }
@@ -135,6 +136,7 @@ void QConvRun(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t
       const size_t m0 = mt * kPixelTile, m1 = m0 + kPixelTile < m ? m0 + kPixelTile : m;
       const size_t b0 = nb * ns / nsplit, b1 = nb * (ns + 1) / nsplit;
       p.kernel(&p.gemms[0].w, &io, m0, m1, b0, b1);
+      if (after) (*after)(m0, m1, b0 * PTQ_GEMM_NR, b1 * PTQ_GEMM_NR < p.cout ? b1 * PTQ_GEMM_NR : p.cout);
     });
     return;
   }
@@ -147,6 +149,7 @@ void QConvRun(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t
     Im2col(p, x, h, w, b, g, ow, p0, p1, col.data());
     const ptq_qgemm_io io{col.data(), k, y + (b * pix + p0) * p.cout + g * opg, p.cout};
     p.kernel(&p.gemms[g].w, &io, 0, p1 - p0, 0, nb);
+    if (after) (*after)(b * pix + p0, b * pix + p1, g * opg, (g + 1) * opg);
   });
 }
 

@@ -3,6 +3,7 @@
 #ifndef PTQ_QCONV_H_
 #define PTQ_QCONV_H_
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -13,9 +14,14 @@ namespace ptq {
 // Output spatial size; false when the input is smaller than the kernel.
 bool QConvOutSize(const PackedQConv& p, size_t h, size_t w, size_t* oh, size_t* ow);
 
-// y (NHWC [n][oh][ow][cout]) = conv(x (NHWC [n][h][w][cin])), on up to `threads` threads of the pool.
+// Called on the computing thread once a tile of the output is final: flat output pixels
+// [pix0, pix1) (over the n images), output channels [c0, c1).
+using QConvTileFn = std::function<void(size_t pix0, size_t pix1, size_t c0, size_t c1)>;
+
+// y (NHWC [n][oh][ow][cout]) = conv(x (NHWC [n][h][w][cin])), on up to `threads` threads of the
+// pool; `after` (optional) runs on each finished tile.
 void QConvRun(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t w, uint8_t* y, size_t oh, size_t ow,
-              size_t threads);
+              size_t threads, const QConvTileFn* after = nullptr);
 
 }  // namespace ptq
 

@@ -53,8 +53,14 @@ test('ResNet-18 (maxpool, adaptive avg pool, add_relu, downsample) compiles and 
   const xi = new Tensor(new Float32Array(2 * 3 * 32 * 32).map((_, i) => Math.sin(i)), [2, 3, 32, 32]);
   m.call(xi);
   const q = convert(m);
-  const c = compileModel(q, { inputShape: [3, 32, 32], maxBatch: 2 });
-  expect(Array.from(c.runSync(xi).data)).toEqual(Array.from((q.call(xi) as Tensor).data));
+  const want = Array.from((q.call(xi) as Tensor).data);
+  // Each block's conv2 + add_relu runs as one op (the add tile by tile inside the conv): 1 and 2
+  // threads, layer by layer (maxBatch 1) and depth first (maxBatch 2).
+  for (const maxBatch of [1, 2]) for (const threads of [1, 2]) {
+    const c = compileModel(q, { inputShape: [3, 32, 32], maxBatch, threads });
+    expect(c.profile(rows(xi, 0, 1), 1).filter((o) => o.kind === 'conv+add')).toHaveLength(8);
+    expect({ maxBatch, threads, y: Array.from(c.runSync(xi).data) }).toEqual({ maxBatch, threads, y: want });
+  }
 });
 
 test('deepCopy of a converted model runs and equals the original', () => {

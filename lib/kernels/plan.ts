@@ -30,6 +30,8 @@ export class TracingBackend implements Backend {
   readonly name = 'native' as const;
   readonly recorded: Recorded[] = [];
   private readonly inner = nativeBackend;
+  /** @param fuseResidualAdds run an add that consumes a conv's output inside that conv (default on) */
+  constructor(readonly fuseResidualAdds = true) {}
   get isa() {
     return this.inner.isa;
   }
@@ -83,12 +85,56 @@ export class TracingBackend implements Backend {
       q.op.nchwHW = inputShape[1] * inputShape[2];
     }
     const lastUse = new Map<Buffer, number>();
-    rec.forEach((r, i) => r.reads.forEach((b) => lastUse.set(b, i)));
+    const readers = new Map<Buffer, number>();
+    rec.forEach((r, i) => r.reads.forEach((b) => {
+      lastUse.set(b, i);
+      readers.set(b, (readers.get(b) ?? 0) + 1);
+    }));
+    // A conv whose output only feeds the next op, an add (a residual), runs that add tile by tile
+    // while its output is still in cache: the pair becomes one op and the add's pass over memory
+    // goes away. Both outputs get slots before anything is freed, so the add never writes over
+    // the conv's input.
+    const fused = new Set<number>();  // i: rec[i] (conv) absorbs rec[i + 1] (add)
+    if (this.fuseResidualAdds)
+      rec.forEach((r, i) => {
+        const next = rec[i + 1];
+        if (r.op.kind === 'conv' && next?.op.kind === 'add' && next.reads.includes(r.writes) && next.reads[0] !== next.reads[1] &&
+          readers.get(r.writes) === 1) fused.add(i);
+      });
     const slotOf = new Map<Buffer, number>();
     const slotBytes: number[] = [];
     const free: number[] = [];
+    const assign = (bytes: number): number => {
+      // Reuse the smallest free slot that fits; slots keep their largest size.
+      let best = -1;
+      for (let j = 0; j < free.length; j++) if (slotBytes[free[j]] >= bytes && (best < 0 || slotBytes[free[j]] < slotBytes[free[best]])) best = j;
+      return best >= 0 ? free.splice(best, 1)[0] : slotBytes.push(bytes) - 1;
+    };
+    const ops: PlanOp[] = [];
     rec.forEach((r, i) => {
       const op = r.op;
+      if (fused.has(i - 1)) return;  // absorbed by the conv before it
+      if (fused.has(i)) {
+        const add = rec[i + 1];
+        const other = add.reads[0] === r.writes ? add.reads[1] : add.reads[0];
+        const slot = (b: Buffer): number => {
+          const s = slotOf.get(b);
+          if (s === undefined) throw new Error(`plan tracing: op ${i} (conv+add) reads a buffer no traced kernel wrote (JS work between kernels?)`);
+          return s;
+        };
+        op.in0 = slot(r.reads[0]);
+        op.in1 = slot(other);
+        const convOut = assign(r.writes.byteLength);
+        slotOf.set(r.writes, convOut);
+        op.out = convOut;
+        const addOut = assign(add.writes.byteLength);
+        slotOf.set(add.writes, addOut);
+        const { kind: _k, in0: _a, in1: _b, out: _o, count: _c, ...params } = add.op;
+        Object.assign(op, params, { addOut, convIsA: add.reads[0] === r.writes });
+        for (const b of new Set([...r.reads, ...add.reads])) if ((lastUse.get(b) ?? -1) <= i + 1 && slotOf.has(b)) free.push(slotOf.get(b)!);
+        ops.push(op);
+        return;
+      }
       if (op.kind !== 'quantize') {
         const ins = r.reads.map((b) => {
           const s = slotOf.get(b);
@@ -99,16 +145,13 @@ export class TracingBackend implements Backend {
         if (ins.length > 1) op.in1 = ins[1];
       }
       if (op.kind !== 'dequantize') {
-        const bytes = r.writes.byteLength;
-        // Reuse the smallest free slot that fits; slots keep their largest size.
-        let best = -1;
-        for (let j = 0; j < free.length; j++) if (slotBytes[free[j]] >= bytes && (best < 0 || slotBytes[free[j]] < slotBytes[free[best]])) best = j;
-        const s = best >= 0 ? free.splice(best, 1)[0] : slotBytes.push(bytes) - 1;
+        const s = assign(r.writes.byteLength);
         slotOf.set(r.writes, s);
         op.out = s;
       }
       for (const b of new Set(r.reads)) if (lastUse.get(b) === i && slotOf.has(b)) free.push(slotOf.get(b)!);
+      ops.push(op);
     });
-    return { ops: rec.map((r) => r.op), slotBytes, inFloats: input.length, outFloats: output.length };
+    return { ops, slotBytes, inFloats: input.length, outFloats: output.length };
   }
 }
