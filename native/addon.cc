@@ -319,17 +319,10 @@ Napi::Value F32ConvPack(const Napi::CallbackInfo& info) {
 }
 
 // f32Conv(packed, x Float32Array [n][h][w][cin], n, h, w, y Float32Array [n][oh][ow][cout], relu)
-// Threads of the eager (module-by-module) float ops; 0 = every thread of the pool.
-std::atomic<size_t> g_num_threads{0};
-
-size_t EagerThreads() {
-  const size_t t = g_num_threads.load(std::memory_order_relaxed), pool = ThreadPool::Global().Size();
-  return t == 0 || t > pool ? pool : t;
-}
 
 // setNumThreads(n): threads of the eager float ops (0 = all); capped at the pool size.
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
-  g_num_threads.store(ArgSize(info, 0, "threads", 1u << 16), std::memory_order_relaxed);
+  SetEagerThreads(ArgSize(info, 0, "threads", 1u << 16));
   return info.Env().Undefined();
 }
 

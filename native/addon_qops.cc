@@ -1,11 +1,13 @@
 // N-API functions of the quantized ops (conv, depthwise, element-wise, pooling). Thin: shapes are
 // validated in TS (lib/kernels/native.ts); here only what memory safety depends on is re-checked.
+#include <atomic>
 #include <vector>
 
 #include "addon_qops.h"
 #include "napi_util.h"
 #include "qconv.h"
 #include "qops.h"
+#include "threadpool.h"
 
 namespace ptq {
 namespace {
@@ -260,7 +262,14 @@ Napi::Value F32Binary(const Napi::CallbackInfo& info) {
   CheckLength(env, y.ElementLength(), static_cast<double>(a.ElementLength()), "y (a.length)");
   CheckDisjoint(env, a, "a", y, "y");
   CheckDisjoint(env, b, "b", y, "y");
-  ptq_binary_f32_scalar(a.Data(), b.Data(), y.Data(), a.ElementLength(), op);
+  // Memory-bound: chunks of 64K floats over the pool once there are a few of them.
+  const size_t n = a.ElementLength(), chunk = 65536, tasks = (n + chunk - 1) / chunk;
+  const float *pa = a.Data(), *pb = b.Data();
+  float* py = y.Data();
+  ThreadPool::Global().ParallelFor(tasks, tasks >= 4 ? EagerThreads() : 1, [&](size_t t, size_t) {
+    const size_t s = t * chunk, e = s + chunk < n ? s + chunk : n;
+    ptq_binary_f32_scalar(pa + s, pb + s, py + s, e - s, op);
+  });
   return env.Undefined();
 }
 
@@ -308,11 +317,29 @@ Napi::Value F32MaxPool2d(const Napi::CallbackInfo& info) {
   CheckLength(env, x.ElementLength(), static_cast<double>(n) * h * w * c, "x (n*h*w*c)");
   CheckLength(env, y.ElementLength(), static_cast<double>(n) * oh * ow * c, "y (n*oh*ow*c)");
   CheckDisjoint(env, x, "x", y, "y");
-  ptq_maxpool2d_f32_scalar(x.Data(), y.Data(), n, h, w, c, k, s, pad, d, oh, ow);
+  // One task per image row of outputs, over the pool when there is enough work.
+  const float* px = x.Data();
+  float* py = y.Data();
+  const size_t rows = n * oh;
+  ThreadPool::Global().ParallelFor(rows, static_cast<double>(rows) * ow * c * k * k >= 2e5 ? EagerThreads() : 1, [&](size_t r, size_t) {
+    const size_t b = r / oh, oy = r % oh;
+    ptq_maxpool2d_f32_scalar(px + b * h * w * c, py + b * oh * ow * c, 1, h, w, c, k, s, pad, d, oh, ow, oy, oy + 1);
+  });
   return env.Undefined();
 }
 
 }  // namespace
+
+namespace {
+std::atomic<size_t> g_num_threads{0};  // 0 = every thread of the pool
+}  // namespace
+
+size_t EagerThreads() {
+  const size_t t = g_num_threads.load(std::memory_order_relaxed), pool = ThreadPool::Global().Size();
+  return t == 0 || t > pool ? pool : t;
+}
+
+void SetEagerThreads(size_t threads) { g_num_threads.store(threads, std::memory_order_relaxed); }
 
 void RegisterQOps(Napi::Env env, Napi::Object exports) {
   exports.Set("qconv2dPack", Napi::Function::New(env, QConv2dPack, "qconv2dPack"));

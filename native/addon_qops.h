@@ -6,6 +6,9 @@
 
 namespace ptq {
 void RegisterQOps(Napi::Env env, Napi::Object exports);
+// Threads of the eager (module-by-module) float ops: setNumThreads' value, capped at the pool.
+size_t EagerThreads();
+void SetEagerThreads(size_t threads);
 }
 
 #endif  // PTQ_ADDON_QOPS_H_

@@ -82,9 +82,11 @@ void ptq_binary_f32_scalar(const float* a, const float* b, float* y, size_t n, i
 // y[b][c] = float(double sum over pixels in order / hw).
 void ptq_mean_hw_f32_scalar(const float* x, float* y, size_t n, size_t hw, size_t c);
 void ptq_nchw_to_nhwc_f32_scalar(const float* x, float* y, size_t n, size_t c, size_t hw);
-// k x k max pooling (running max starts at -inf; NaN never replaces it).
+// k x k max pooling (running max starts at -inf; NaN never replaces it), output rows
+// [oy_begin, oy_end) of each of the n images.
 void ptq_maxpool2d_f32_scalar(const float* x, float* y, size_t n, size_t h, size_t w, size_t c, size_t k,
-                              size_t stride, size_t pad, size_t dilation, size_t oh, size_t ow);
+                              size_t stride, size_t pad, size_t dilation, size_t oh, size_t ow, size_t oy_begin,
+                              size_t oy_end);
 
 #ifdef __cplusplus
 }

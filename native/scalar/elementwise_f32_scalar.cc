@@ -55,9 +55,10 @@ extern "C" void ptq_nchw_to_nhwc_f32_scalar(const float* x, float* y, size_t n, 
 }
 
 extern "C" void ptq_maxpool2d_f32_scalar(const float* x, float* y, size_t n, size_t h, size_t w, size_t c, size_t k,
-                                         size_t stride, size_t pad, size_t dilation, size_t oh, size_t ow) {
+                                         size_t stride, size_t pad, size_t dilation, size_t oh, size_t ow,
+                                         size_t oy_begin, size_t oy_end) {
   for (size_t b = 0; b < n; b++)
-    for (size_t oy = 0; oy < oh; oy++)
+    for (size_t oy = oy_begin; oy < oy_end; oy++)
       for (size_t ox = 0; ox < ow; ox++) {
         float* out = y + ((b * oh + oy) * ow + ox) * c;
         for (size_t ch = 0; ch < c; ch++) out[ch] = -__builtin_inff();
