@@ -231,7 +231,7 @@ describe('native float element-wise, mean, transpose and max pool vs reference (
   };
   test('add / add_relu / mul over lengths 0..70 and 1e5 (vector tails)', () => {
     for (const op of ['add', 'add_relu', 'mul'] as const)
-      for (const n of [...Array.from({ length: 71 }, (_, i) => i), 100003]) {
+      for (const n of [...Array.from({ length: 71 }, (_, i) => i), 100003, 300007]) {  // 300007: chunks over the pool
         const a = data(n, n + 1), b = data(n, n + 2), y1 = new Float32Array(n).fill(7), y2 = new Float32Array(n).fill(8);
         nat.binary(op, a, b, y1);
         ref.binary(op, a, b, y2);
@@ -263,7 +263,7 @@ describe('native float element-wise, mean, transpose and max pool vs reference (
   });
   test('maxPool2d: kernel, stride, padding and dilation sweep with NaN inputs', () => {
     for (const [k, stride, padding, dilation] of [[3, 2, 1, 1], [2, 2, 0, 1], [3, 1, 1, 1], [1, 1, 0, 1], [3, 2, 1, 2], [5, 3, 2, 1]])
-      for (const [n, h, w, c] of [[1, 11, 9, 3], [2, 8, 8, 17]]) {
+      for (const [n, h, w, c] of [[1, 11, 9, 3], [2, 8, 8, 17], [2, 56, 56, 64]]) {  // the last: rows over the pool
         const g = { kernelSize: k, stride, padding, dilation };
         const oh = convOutSize(h, k, stride, padding, dilation), ow = convOutSize(w, k, stride, padding, dilation);
         const x = data(n * h * w * c, k * 100 + h), y1 = new Float32Array(n * oh * ow * c), y2 = new Float32Array(y1.length);
