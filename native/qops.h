@@ -81,7 +81,8 @@ void ptq_histc_counts_f32_scalar(const float* x, size_t n, float left, float rig
 void ptq_binary_f32_scalar(const float* a, const float* b, float* y, size_t n, int32_t op);
 // y[b][c] = float(double sum over pixels in order / hw).
 void ptq_mean_hw_f32_scalar(const float* x, float* y, size_t n, size_t hw, size_t c);
-void ptq_nchw_to_nhwc_f32_scalar(const float* x, float* y, size_t n, size_t c, size_t hw);
+// One image: pixels [p_begin, p_end) of NCHW x -> NHWC y.
+void ptq_nchw_to_nhwc_f32_scalar(const float* x, float* y, size_t c, size_t hw, size_t p_begin, size_t p_end);
 // k x k max pooling (running max starts at -inf; NaN never replaces it), output rows
 // [oy_begin, oy_end) of each of the n images.
 void ptq_maxpool2d_f32_scalar(const float* x, float* y, size_t n, size_t h, size_t w, size_t c, size_t k,

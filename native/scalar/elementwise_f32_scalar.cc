@@ -37,19 +37,15 @@ extern "C" void ptq_mean_hw_f32_scalar(const float* x, float* y, size_t n, size_
   }
 }
 
-extern "C" void ptq_nchw_to_nhwc_f32_scalar(const float* x, float* y, size_t n, size_t c, size_t hw) {
+extern "C" void ptq_nchw_to_nhwc_f32_scalar(const float* x, float* y, size_t c, size_t hw, size_t p_begin, size_t p_end) {
   // Blocks of 16 pixels x 16 channels: both sides touch whole cache lines.
   constexpr size_t kB = 16;
-  for (size_t b = 0; b < n; b++) {
-    const float* src = x + b * c * hw;
-    float* dst = y + b * c * hw;
-    for (size_t p0 = 0; p0 < hw; p0 += kB) {
-      const size_t pe = p0 + kB < hw ? p0 + kB : hw;
-      for (size_t c0 = 0; c0 < c; c0 += kB) {
-        const size_t ce = c0 + kB < c ? c0 + kB : c;
-        for (size_t p = p0; p < pe; p++)
-          for (size_t ch = c0; ch < ce; ch++) dst[p * c + ch] = src[ch * hw + p];
-      }
+  for (size_t p0 = p_begin; p0 < p_end; p0 += kB) {
+    const size_t pe = p0 + kB < p_end ? p0 + kB : p_end;
+    for (size_t c0 = 0; c0 < c; c0 += kB) {
+      const size_t ce = c0 + kB < c ? c0 + kB : c;
+      for (size_t p = p0; p < pe; p++)
+        for (size_t ch = c0; ch < ce; ch++) y[p * c + ch] = x[ch * hw + p];
     }
   }
 }
