@@ -2,7 +2,8 @@
 // Peak RSS of a loaded int8 model, run in its own process by `npm run bench`: loads the model
 // file, compiles it (maxBatch 1), runs it once and prints one JSON line with the RSS increase
 // over the bare process, the file size and the plan's activation arena. Not a test.
-// Usage: node scripts/bench-rss.js MODEL.safetensors C,H,W
+// Usage: node --expose-gc scripts/bench-rss.js MODEL.safetensors C,H,W (without the flag the
+// baseline includes uncollected start-up garbage)
 'use strict';
 const fs = require('fs');
 

@@ -108,7 +108,8 @@ async function main() {
       // Peak RSS of the saved int8 model loaded and run in a fresh process.
       const file = path.join(os.tmpdir(), `ptq-bench-${process.pid}.safetensors`);
       api.saveQuantizedModel(file, q, { architecture: { arch: name, numClasses: 1000 }, qconfig: 'fbgemm' });
-      const r = spawnSync(process.execPath, [path.join(__dirname, 'bench-rss.js'), file, '3,224,224'], { encoding: 'utf8' });
+      // --expose-gc: bench-rss collects garbage before it reads the baseline (it always meant to).
+      const r = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, 'bench-rss.js'), file, '3,224,224'], { encoding: 'utf8' });
       fs.rmSync(file, { force: true });
       if (r.status === 0) {
         const m = JSON.parse(r.stdout);
