@@ -37,9 +37,9 @@ function images(n, seed) {
   return new api.Tensor(x, [n, 3, 224, 224]);
 }
 
-// Every engine gets the same warm-up: at least one call, and more (up to 5) until 300 ms have
-// passed, so JIT tiers, buffer pools and page faults settle before timing.
-const WARMUP_MS = 300, WARMUP_MAX = 5;
+// Every engine gets the same warm-up: calls until 300 ms have passed (at least one, at most 200),
+// so JIT tiers, buffer pools and page faults settle before timing.
+const WARMUP_MS = 300, WARMUP_MAX = 200;
 
 function timeit(fn, reps) {
   const w0 = performance.now();
