@@ -33,7 +33,7 @@ inline int32_t load_tail(const uint8_t* p, size_t r) {
 
 template <int MR, int NBK>
 void tile(const ptq_qgemm_weights* w, const uint8_t* a, size_t lda, uint8_t* c, size_t ldc,
-          size_t b, const int8_t* pf) {
+          size_t b, const int8_t* pf, size_t pf_stride, size_t pf_iters) {
   const size_t k = w->k, kq = (k + 3) / 4, kfull = k / 4, krem = k % 4;
   const int8_t* wp = static_cast<const int8_t*>(w->packed_w) + b * kq * 64;
   __m512i acc[MR][NBK];
@@ -44,8 +44,11 @@ void tile(const ptq_qgemm_weights* w, const uint8_t* a, size_t lda, uint8_t* c, 
   }
   for (size_t g = 0; g < kfull; g++) {
     // Two lines of the panel that comes next (into L2: a large-K panel would not fit in L1).
-    _mm_prefetch(reinterpret_cast<const char*>(pf + g * 128), _MM_HINT_T1);
-    _mm_prefetch(reinterpret_cast<const char*>(pf + g * 128 + 64), _MM_HINT_T1);
+    if (g < pf_iters) {
+      _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(pf + 64), _MM_HINT_T1);
+      pf += pf_stride;
+    }
     __m512i bw[NBK];
 #pragma GCC unroll 4
     for (int q = 0; q < NBK; q++) bw[q] = _mm512_load_si512(wp + (q * kq + g) * 64);
@@ -141,16 +144,16 @@ void tile(const ptq_qgemm_weights* w, const uint8_t* a, size_t lda, uint8_t* c, 
 
 template <int NBK>
 void rows(const ptq_qgemm_weights* w, const uint8_t* a, size_t lda, uint8_t* c, size_t ldc,
-          size_t b, size_t mr, const int8_t* pf) {
+          size_t b, size_t mr, const int8_t* pf, size_t pf_stride, size_t pf_iters) {
   switch (mr) {
-    case 1: tile<1, NBK>(w, a, lda, c, ldc, b, pf); break;
-    case 2: tile<2, NBK>(w, a, lda, c, ldc, b, pf); break;
-    case 3: tile<3, NBK>(w, a, lda, c, ldc, b, pf); break;
-    case 4: tile<4, NBK>(w, a, lda, c, ldc, b, pf); break;
-    case 5: tile<5, NBK>(w, a, lda, c, ldc, b, pf); break;
-    case 6: tile<6, NBK>(w, a, lda, c, ldc, b, pf); break;
-    case 7: tile<7, NBK>(w, a, lda, c, ldc, b, pf); break;
-    default: tile<8, NBK>(w, a, lda, c, ldc, b, pf); break;
+    case 1: tile<1, NBK>(w, a, lda, c, ldc, b, pf, pf_stride, pf_iters); break;
+    case 2: tile<2, NBK>(w, a, lda, c, ldc, b, pf, pf_stride, pf_iters); break;
+    case 3: tile<3, NBK>(w, a, lda, c, ldc, b, pf, pf_stride, pf_iters); break;
+    case 4: tile<4, NBK>(w, a, lda, c, ldc, b, pf, pf_stride, pf_iters); break;
+    case 5: tile<5, NBK>(w, a, lda, c, ldc, b, pf, pf_stride, pf_iters); break;
+    case 6: tile<6, NBK>(w, a, lda, c, ldc, b, pf, pf_stride, pf_iters); break;
+    case 7: tile<7, NBK>(w, a, lda, c, ldc, b, pf, pf_stride, pf_iters); break;
+    default: tile<8, NBK>(w, a, lda, c, ldc, b, pf, pf_stride, pf_iters); break;
   }
 }
 
@@ -165,22 +168,26 @@ extern "C" void ptq_qgemm_u8s8_avx512vnni(const ptq_qgemm_weights* w, const ptq_
   if (tiles == 0) return;
   const size_t base = m / tiles, extra = m % tiles;  // the last `extra` tiles get base + 1 rows
   // Column blocks outside, rows inside: the packed weight panel stays in L1 (or L2, for large K)
-  // while A streams by. The first row tile prefetches the next panel: at batch 1 the late layers'
-  // weights (megabytes, each used by a few rows) come from L3 and would stall every first tile.
+  // while A streams by. Meanwhile the row tiles prefetch the next pair's panel, interleaved (tile
+  // t takes its 128-byte chunks t, t + tiles, ...): at batch 1 the late layers' weights (megabytes,
+  // each used by a few rows) come from L3, and one tile alone could not pull a panel in time.
   const int8_t* packed = static_cast<const int8_t*>(w->packed_w);
-  const size_t panel = (w->k + 3) / 4 * 64;  // bytes per 16-column block
+  const size_t kq = (w->k + 3) / 4, panel = kq * 64;  // bytes per 16-column block
   size_t b = nb_begin;
-  for (; b + 2 <= nb_end; b += 2)
+  for (; b + 2 <= nb_end; b += 2) {
+    const bool next = b + 2 < nb_end;
     for (size_t t = 0, i = m_begin; t < tiles; t++) {
       const size_t mr = base + (t >= tiles - extra);
-      const int8_t* pf = packed + (t == 0 && b + 2 < nb_end ? b + 2 : b) * panel;
-      rows<2>(w, io->a + i * io->lda, io->lda, io->c + i * io->ldc, io->ldc, b, mr, pf);
+      const size_t iters = next && t < kq ? (kq - t + tiles - 1) / tiles : 0;
+      rows<2>(w, io->a + i * io->lda, io->lda, io->c + i * io->ldc, io->ldc, b, mr, packed + (b + 2) * panel + t * 128,
+              tiles * 128, iters);
       i += mr;
     }
+  }
   if (b < nb_end)
     for (size_t t = 0, i = m_begin; t < tiles; t++) {
       const size_t mr = base + (t >= tiles - extra);
-      rows<1>(w, io->a + i * io->lda, io->lda, io->c + i * io->ldc, io->ldc, b, mr, packed + b * panel);
+      rows<1>(w, io->a + i * io->lda, io->lda, io->c + i * io->ldc, io->ldc, b, mr, packed, 0, 0);
       i += mr;
     }
 }
