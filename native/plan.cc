@@ -86,6 +86,11 @@ constexpr size_t kMaxArenaBytes = size_t{1} << 34;  // 16 GiB: far beyond any re
 constexpr size_t kElemChunk = 16384;
 constexpr size_t kDepthFirstMinBytes = size_t(256) << 10;
 
+// The add's kernel parameters (kind add, or a conv's fused add) over `total` elements.
+ptq_qadd_params AddParams(const Op& op, size_t total) {
+  return ptq_qadd_params{op.scale, op.scale_b, op.scale_out, op.zp, op.zp_b, op.zp_out, op.relu, total};
+}
+
 // Quantizes n float input samples into y (the plan's first op), on up to `threads` threads.
 void QuantizeInput(const Plan& plan, const Op& op, size_t n, const float* input, uint8_t* y, size_t threads) {
   ThreadPool& pool = ThreadPool::Global();
@@ -162,7 +167,7 @@ void RunOp(const Plan& plan, const Op& op, size_t n, const float* input, float* 
       const uint8_t *a = op.conv_is_a ? conv_out : other, *b = op.conv_is_a ? other : conv_out;
       uint8_t* y = slot(op.out2);
       const size_t cout = op.conv->cout;
-      const ptq_qadd_params p{op.scale, op.scale_b, op.scale_out, op.zp, op.zp_b, op.zp_out, op.relu, op.count * n};
+      const ptq_qadd_params p = AddParams(op, op.count * n);
       const ptq_qadd_fn add = QAddKernel(plan.isa);
       const QConvTileFn after = [&](size_t pix0, size_t pix1, size_t c0, size_t c1) {
         if (c0 == 0 && c1 == cout) {
@@ -184,7 +189,7 @@ void RunOp(const Plan& plan, const Op& op, size_t n, const float* input, float* 
     }
     case OpKind::kAdd: {
       const size_t total = op.count * n, chunks = (total + kElemChunk - 1) / kElemChunk;
-      const ptq_qadd_params p{op.scale, op.scale_b, op.scale_out, op.zp, op.zp_b, op.zp_out, op.relu, total};
+      const ptq_qadd_params p = AddParams(op, total);
       const uint8_t *a = slot(op.in0), *b = slot(op.in1);
       uint8_t* y = slot(op.out);
       const ptq_qadd_fn add = QAddKernel(plan.isa);
@@ -276,6 +281,17 @@ int SlotOf(Napi::Object o, const char* key, Napi::Env env, size_t nslots) {
   return s;
 }
 
+// The operands' qparams of an add (kind "add", or the add fused into a conv).
+void ReadAddParams(Napi::Object o, Napi::Env env, Op* op) {
+  op->scale = Flt(o, "aScale", env);
+  op->scale_b = Flt(o, "bScale", env);
+  op->scale_out = Flt(o, "outScale", env);
+  op->zp = static_cast<int32_t>(Num(o, "aZeroPoint", env, 255));
+  op->zp_b = static_cast<int32_t>(Num(o, "bZeroPoint", env, 255));
+  op->zp_out = static_cast<int32_t>(Num(o, "outZeroPoint", env, 255));
+  op->relu = o.Get("relu").ToBoolean().Value() ? 1 : 0;
+}
+
 // planCreate(ops, slotBytes number[] (per sample), maxBatch, inFloats, outFloats, isa) -> External<Plan>
 Napi::Value PlanCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -351,13 +367,7 @@ Napi::Value PlanCreate(const Napi::CallbackInfo& info) {
         op.in1 = SlotOf(o, "in1", env, nslots);
         op.out2 = SlotOf(o, "addOut", env, nslots);
         op.conv_is_a = o.Get("convIsA").ToBoolean().Value();
-        op.scale = Flt(o, "aScale", env);
-        op.scale_b = Flt(o, "bScale", env);
-        op.scale_out = Flt(o, "outScale", env);
-        op.zp = static_cast<int32_t>(Num(o, "aZeroPoint", env, 255));
-        op.zp_b = static_cast<int32_t>(Num(o, "bZeroPoint", env, 255));
-        op.zp_out = static_cast<int32_t>(Num(o, "outZeroPoint", env, 255));
-        op.relu = o.Get("relu").ToBoolean().Value() ? 1 : 0;
+        ReadAddParams(o, env, &op);
         // The add writes tiles while the conv still reads its input: out2 must be its own slot.
         if (op.in1 < 0 || op.out2 < 0 || op.out2 == op.in0 || op.out2 == op.out || op.in1 == op.out)
           ThrowRange(env, "conv+add: the add output needs its own slot, apart from the conv's input and output");
@@ -379,13 +389,7 @@ Napi::Value PlanCreate(const Napi::CallbackInfo& info) {
       op.kind = OpKind::kAdd;
       op.in1 = SlotOf(o, "in1", env, nslots);
       op.count = Num(o, "count", env);
-      op.scale = Flt(o, "aScale", env);
-      op.scale_b = Flt(o, "bScale", env);
-      op.scale_out = Flt(o, "outScale", env);
-      op.zp = static_cast<int32_t>(Num(o, "aZeroPoint", env, 255));
-      op.zp_b = static_cast<int32_t>(Num(o, "bZeroPoint", env, 255));
-      op.zp_out = static_cast<int32_t>(Num(o, "outZeroPoint", env, 255));
-      op.relu = o.Get("relu").ToBoolean().Value() ? 1 : 0;
+      ReadAddParams(o, env, &op);
       if (op.in0 < 0 || op.in1 < 0 || op.out < 0) ThrowRange(env, "add reads and writes slots");
       need(op.in0, op.count, "add");
       need(op.in1, op.count, "add");
