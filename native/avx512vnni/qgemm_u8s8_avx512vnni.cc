@@ -42,9 +42,15 @@ void tile(const ptq_qgemm_weights* w, const uint8_t* a, size_t lda, uint8_t* c, 
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) acc[r][q] = _mm512_loadu_si512(w->acc_init + (b + q) * 16);
   }
+  const size_t pf_every = pf_iters ? (kfull + pf_iters - 1) / pf_iters : 1;
+  size_t pf_countdown = 1;
   for (size_t g = 0; g < kfull; g++) {
-    // Two lines of the panel that comes next (into L2: a large-K panel would not fit in L1).
-    if (g < pf_iters) {
+    // Two lines of the panel that comes next (into L2: a large-K panel would not fit in L1), one
+    // pair every pf_every k groups: spread over the whole tile, not in a burst that fills the
+    // line-fill buffers while the panel is still on its way from DRAM.
+    if (--pf_countdown == 0 && pf_iters) {
+      pf_countdown = pf_every;
+      pf_iters--;
       _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T1);
       _mm_prefetch(reinterpret_cast<const char*>(pf + 64), _MM_HINT_T1);
       pf += pf_stride;
