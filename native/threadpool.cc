@@ -4,6 +4,7 @@
 #include "threadpool.h"
 
 #if defined(__linux__)
+#include <errno.h>
 #include <sys/resource.h>
 #endif
 
@@ -51,12 +52,15 @@ void ThreadPool::Drain(Region* r, size_t index) {
 }
 
 void ThreadPool::WorkerLoop(size_t index) {
-  // Workers run at nice 5: when runs are in flight on every core, the JS thread (nice 0) that
-  // wakes for a timer or an I/O event gets a core at once instead of after a time slice (64
-  // queued runs held the event loop 3-8 ms; about 2-4 now). Idle machine: no difference. Linux
-  // applies it to this thread only (elsewhere it would renice the process: not done there).
+  // Workers run 5 nice levels below the nice they inherited: when runs are in flight on every
+  // core, the JS thread that wakes for a timer or an I/O event gets a core at once instead of
+  // after a time slice (64 queued runs held the event loop 3-8 ms; about 2-4 now). Idle machine:
+  // no difference. Linux applies it to this thread only (elsewhere it would renice the process:
+  // not done there).
 #if defined(__linux__)
-  setpriority(PRIO_PROCESS, 0, 5);
+  errno = 0;
+  const int nice_now = getpriority(PRIO_PROCESS, 0);
+  if (errno == 0) setpriority(PRIO_PROCESS, 0, nice_now + 5 < 19 ? nice_now + 5 : 19);
 #endif
   uint64_t seen = 0;
   for (;;) {
