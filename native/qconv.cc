@@ -31,6 +31,28 @@ inline void CopySpan(uint8_t* dst, const uint8_t* src, size_t bytes) {
   }
 }
 
+// n spans of `bytes` bytes, from src + i * sstep to dst + i * dstep. The size test is outside
+// the loop (GCC did not hoist it out of an inlined CopySpan), and spans of 33-256 bytes (a 3x3
+// conv's kernel row of 11-85 channels) are inline 16-byte moves, not a libc call per span.
+void CopySpans(uint8_t* dst, size_t dstep, const uint8_t* src, size_t sstep, size_t bytes, size_t n) {
+  if (bytes > 256) {
+    for (size_t i = 0; i < n; i++, dst += dstep, src += sstep) memcpy(dst, src, bytes);
+  } else if (bytes > 32) {
+    for (size_t i = 0; i < n; i++, dst += dstep, src += sstep) {
+      size_t j = 0;
+      for (; j + 16 < bytes; j += 16) memcpy(dst + j, src + j, 16);
+      memcpy(dst + bytes - 16, src + bytes - 16, 16);
+    }
+  } else if (bytes >= 16) {
+    for (size_t i = 0; i < n; i++, dst += dstep, src += sstep) {
+      memcpy(dst, src, 16);
+      memcpy(dst + bytes - 16, src + bytes - 16, 16);
+    }
+  } else {
+    for (size_t i = 0; i < n; i++, dst += dstep, src += sstep) CopySpan(dst, src, bytes);
+  }
+}
+
 void Im2col(const PackedQConv& p, const uint8_t* x, size_t h, size_t w, size_t b, size_t g, size_t ow,
             size_t pix_begin, size_t pix_end, uint8_t* col) {
   // Everything in locals: stores through uint8_t* may alias any object, so fields of p would be
@@ -54,10 +76,13 @@ void Im2col(const PackedQConv& p, const uint8_t* x, size_t h, size_t w, size_t b
     const ptrdiff_t ix0 = static_cast<ptrdiff_t>(ox * sw) - pw;
     for (size_t kx = 0; kx < kw; kx++) {
       const ptrdiff_t ix = ix0 + static_cast<ptrdiff_t>(kx * dw);
-      if (!row_inside || ix < 0 || ix >= iw)
-        memset(d + kx * cpg, zx, cpg);
-      else
-        memcpy(d + kx * cpg, img + (iy * iw + ix) * static_cast<ptrdiff_t>(cin), cpg);
+      // Few channels (a 3-channel stem): inline moves, not a libc call per 3-byte tap.
+      if (!row_inside || ix < 0 || ix >= iw) {
+        if (cpg >= 32) memset(d + kx * cpg, zx, cpg);
+        else for (size_t i = 0; i < cpg; i++) d[kx * cpg + i] = zx;
+      } else {
+        CopySpan(d + kx * cpg, img + (iy * iw + ix) * static_cast<ptrdiff_t>(cin), cpg);
+      }
     }
   };
   uint8_t* dst = col;
@@ -76,7 +101,10 @@ void Im2col(const PackedQConv& p, const uint8_t* x, size_t h, size_t w, size_t b
         for (; ox < a; ox++, d += pix_bytes) slow(d, iy, ox);
         const uint8_t* src = img + (iy * iw + static_cast<ptrdiff_t>(a * sw) - pw) * static_cast<ptrdiff_t>(cin);
         const size_t step = sw * cin;
-        for (; ox < z; ox++, d += pix_bytes, src += step) CopySpan(d, src, row_bytes);
+        const size_t nspan = z > ox ? z - ox : 0;
+        CopySpans(d, pix_bytes, src, step, row_bytes, nspan);
+        ox += nspan;
+        d += nspan * pix_bytes;
       }
       for (; ox < ox1; ox++, d += pix_bytes) slow(d, iy, ox);
     }
