@@ -67,6 +67,12 @@ describe.each(addon.supported.map((i) => [i]))('quantized ops %s', (isa) => {
       { cin: 3, cout: 20, k: 7, kw: 5, s: 2, sw: 1, p: 3, pw: 1, h: 12, w: 9 },
       { cin: 6, cout: 35, k: 3, s: 2, p: 1, d: 2, h: 13, w: 12, n: 2 },
       { cin: 12, cout: 48, k: 2, s: 2, p: 0, h: 7, w: 7 },
+      // im2col kernel-row copies at each size class edge: 16, 32, 33, 256 and 258 bytes.
+      { cin: 16, cout: 8, k: 1, s: 2, p: 0, h: 6, w: 7 },
+      { cin: 32, cout: 8, k: 1, s: 2, p: 0, h: 6, w: 7 },
+      { cin: 11, cout: 16, k: 3, s: 1, p: 1, h: 6, w: 7 },
+      { cin: 128, cout: 9, k: 2, s: 1, p: 1, h: 5, w: 6 },
+      { cin: 86, cout: 20, k: 3, s: 2, p: 1, h: 7, w: 6 },
     ];
     cases.forEach((c, i) => checkConv(isa, c, 100 + i));
   });
