@@ -5,6 +5,7 @@
 
 #if defined(__linux__)
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #endif
 
@@ -52,15 +53,22 @@ void ThreadPool::Drain(Region* r, size_t index) {
 }
 
 void ThreadPool::WorkerLoop(size_t index) {
-  // Workers run 5 nice levels below the nice they inherited: when runs are in flight on every
-  // core, the JS thread that wakes for a timer or an I/O event gets a core at once instead of
-  // after a time slice (64 queued runs held the event loop 3-8 ms; about 2-4 now). Idle machine:
-  // no difference. Linux applies it to this thread only (elsewhere it would renice the process:
-  // not done there).
+  // Workers run PTQ_WORKER_NICE (default 5) nice levels below the nice they inherited: when runs
+  // are in flight on every core, the JS thread that wakes for a timer or an I/O event gets a core
+  // at once instead of after a time slice (64 queued runs held the event loop 3-10 ms; 2-4 now).
+  // Idle machine: no difference. The price: when other busy processes share the cores, the
+  // workers get less of them (PTQ_WORKER_NICE=0 turns this off). Linux applies it to this thread
+  // only (elsewhere it would renice the process: not done there).
 #if defined(__linux__)
+  int delta = 5;
+  if (const char* env = getenv("PTQ_WORKER_NICE")) {
+    char* end = nullptr;
+    const long v = strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v >= 0 && v <= 19) delta = static_cast<int>(v);
+  }
   errno = 0;
   const int nice_now = getpriority(PRIO_PROCESS, 0);
-  if (errno == 0) setpriority(PRIO_PROCESS, 0, nice_now + 5 < 19 ? nice_now + 5 : 19);
+  if (delta > 0 && errno == 0) setpriority(PRIO_PROCESS, 0, nice_now + delta < 19 ? nice_now + delta : 19);
 #endif
   uint64_t seen = 0;
   for (;;) {

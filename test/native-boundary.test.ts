@@ -3,7 +3,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { getBackend, loadNative, nativeBackend, QGemmSpec } from '../lib/kernels';
-import { chooseIsa } from '../lib/kernels/native';
+import { checkWorkerNice, chooseIsa } from '../lib/kernels/native';
 
 const root = path.join(__dirname, '..');
 const ptq = (args: string[], env: Record<string, string> = {}) =>
@@ -26,6 +26,28 @@ describe('ISA choice', () => {
   });
   test('unknown PTQ_ISA names the valid levels', () => {
     expect(() => chooseIsa(all, 'sse4')).toThrow(/expected one of scalar, avx2, avxvnni, avx512vnni/);
+  });
+});
+
+describe('PTQ_WORKER_NICE', () => {
+  test('unset, empty or 0-19 is accepted; anything else is a clear error', () => {
+    for (const v of [undefined, '', '0', '5', '19']) expect(() => checkWorkerNice(v)).not.toThrow();
+    for (const v of ['-1', '20', '2.5', 'abc', ' 3']) expect(() => checkWorkerNice(v)).toThrow(/PTQ_WORKER_NICE='.*' is not an integer from 0 to 19/);
+  });
+  test('the pool worker runs that many nice levels below the process (Linux)', () => {
+    if (process.platform !== 'linux' || loadNative().binding.threadPoolSize() < 2) return;  // no worker to renice
+    const script = "const b = require('./dist').loadNative().binding; b.threadPoolSize(); const fs = require('fs');" +
+      "console.log(fs.readdirSync('/proc/self/task').map((t) => fs.readFileSync('/proc/self/task/' + t + '/stat', 'utf8').split(') ')[1].split(' ')[16]).join(','))";
+    const nices = (env: string | undefined): number[] => {
+      const r = spawnSync(process.execPath, ['-e', script], { cwd: path.join(__dirname, '..'), encoding: 'utf8', env: { ...process.env, PTQ_WORKER_NICE: env } });
+      expect(r.status).toBe(0);
+      return r.stdout.trim().split(',').map(Number);
+    };
+    const base = nices('0');
+    expect(base.every((n) => n === base[0])).toBe(true);
+    const niced = nices('3');
+    expect(Math.max(...niced)).toBe(Math.min(base[0] + 3, 19));  // the pool worker(s)
+    expect(Math.min(...niced)).toBe(base[0]);  // the JS thread and Node's own threads
   });
 });
 

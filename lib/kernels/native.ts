@@ -76,6 +76,16 @@ export function chooseIsa(supported: readonly IsaName[], requested = process.env
   return requested as IsaName;
 }
 
+/**
+ * Checks PTQ_WORKER_NICE (read by the addon when its thread pool starts: how many nice levels
+ * below the process its workers run, default 5, Linux only): an integer 0-19 when set.
+ */
+export function checkWorkerNice(value = process.env.PTQ_WORKER_NICE): void {
+  if (value === undefined || value === '') return;
+  if (!/^\d+$/.test(value) || Number(value) > 19)
+    throw new PtqError(`PTQ_WORKER_NICE='${value}' is not an integer from 0 to 19 (nice levels below the process for the pool's workers; 0 turns it off)`, 'ERR_WORKER_NICE');
+}
+
 /** Loads the addon once; throws a PtqError that says what was tried and how to fix it. */
 export function loadNative(): NativeAddon {
   if (loaded) return loaded;
@@ -94,6 +104,7 @@ export function loadNative(): NativeAddon {
       );
     }
     const supported = binding.supportedIsas();
+    checkWorkerNice();
     loaded = { binding, binaryPath, isa: chooseIsa(supported), supported };
     return loaded;
   } catch (e) {
