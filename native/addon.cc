@@ -363,9 +363,8 @@ Napi::Value F32Conv(const Napi::CallbackInfo& info) {
     const size_t pixels = n * oh * ow, per = 384, ptasks = (pixels + per - 1) / per, threads = EagerThreads();
     // Few pixels (late layers, 7x7 or 14x14): split the output columns too, so every thread has
     // work (each column-split task redoes its pixels' im2col, cheap next to the GEMM there).
-    // Splits are whole pairs of 16-column blocks: the kernels' widest tile is 32 columns.
-    const size_t nb = (p->plan.n + PTQ_SGEMM_NR - 1) / PTQ_SGEMM_NR, npairs = (nb + 1) / 2;
-    const size_t nsplit = ptasks < 2 * threads && npairs >= 2 ? (npairs < 2 * threads ? npairs : 2 * threads) : 1;
+    const ColumnSplit cols((p->plan.n + PTQ_SGEMM_NR - 1) / PTQ_SGEMM_NR, ptasks, threads, 2 * threads);
+    const size_t nsplit = cols.parts;
     std::atomic<bool> oom{false};
     pool.ParallelFor(ptasks * nsplit, threads, [&](size_t t, size_t) {
       float* scratch = need ? tls_scratch.Get(need) : nullptr;
@@ -375,7 +374,7 @@ Napi::Value F32Conv(const Napi::CallbackInfo& info) {
       }
       const size_t pt = t / nsplit, ns = t % nsplit;
       ptq_conv2d_f32(&p->plan, x, h, w, y, oh, ow, relu ? 1 : 0, pt * per, (pt + 1) * per < pixels ? (pt + 1) * per : pixels,
-                     2 * (npairs * ns / nsplit), 2 * (npairs * (ns + 1) / nsplit), scratch);
+                     cols.Begin(ns), cols.End(ns), scratch);
     });
     if (oom) throw Napi::Error::New(env, Cat("out of memory allocating the im2col scratch (", need * sizeof(float), " bytes)"));
   }
@@ -422,14 +421,13 @@ Napi::Value F32Linear(const Napi::CallbackInfo& info) {
   if (m == 0) return env.Undefined();
   const ptq_sgemm_io io{x, k, y, n, relu ? 1 : 0, 1};  // linear: bias first (checked against torch)
   // Row blocks x column splits over the pool (a batch-1 classifier is all columns).
-  const size_t nb = (n + PTQ_SGEMM_NR - 1) / PTQ_SGEMM_NR, npairs = (nb + 1) / 2, threads = EagerThreads(), per = 96;
-  const size_t mtasks = (m + per - 1) / per;
-  const size_t nsplit = mtasks < 2 * threads && npairs >= 2 ? (npairs < 2 * threads ? npairs : 2 * threads) : 1;
+  const size_t threads = EagerThreads(), per = 96, mtasks = (m + per - 1) / per;
+  const ColumnSplit cols((n + PTQ_SGEMM_NR - 1) / PTQ_SGEMM_NR, mtasks, threads, 2 * threads);
+  const size_t nsplit = cols.parts;
   const size_t work = m * n * k;
   ThreadPool::Global().ParallelFor(mtasks * nsplit, work < 200000 ? 1 : threads, [&](size_t t, size_t) {
     const size_t mt = t / nsplit, ns = t % nsplit;
-    const size_t b0 = 2 * (npairs * ns / nsplit), b1 = 2 * (npairs * (ns + 1) / nsplit);
-    p->gemm(&p->linear, &io, mt * per, (mt + 1) * per < m ? (mt + 1) * per : m, b0, b1 < nb ? b1 : nb);
+    p->gemm(&p->linear, &io, mt * per, (mt + 1) * per < m ? (mt + 1) * per : m, cols.Begin(ns), cols.End(ns));
   });
   return env.Undefined();
 }

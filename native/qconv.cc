@@ -157,14 +157,13 @@ void QConvRun(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t
   if (direct) {
     const size_t m = n * h * w, tiles = (m + kPixelTile - 1) / kPixelTile;
     // Few rows (late layers): split the columns too so both cores have work.
-    // Splits are whole pairs of 16-column blocks (the kernels' widest tile is 32 columns).
-    const size_t npairs = (nb + 1) / 2;
-    const size_t nsplit = tiles < 2 * threads && npairs >= 2 ? (npairs < threads ? npairs : threads) : 1;
+    const ColumnSplit cols(nb, tiles, threads, threads);
+    const size_t nsplit = cols.parts;
     const ptq_qgemm_io io{x, p.cin, y, p.cout};
     pool.ParallelFor(tiles * nsplit, threads, [&](size_t t, size_t) {
       const size_t mt = t / nsplit, ns = t % nsplit;
       const size_t m0 = mt * kPixelTile, m1 = m0 + kPixelTile < m ? m0 + kPixelTile : m;
-      const size_t b0 = 2 * (npairs * ns / nsplit), b1e = 2 * (npairs * (ns + 1) / nsplit), b1 = b1e < nb ? b1e : nb;
+      const size_t b0 = cols.Begin(ns), b1 = cols.End(ns);
       p.kernel(&p.gemms[0].w, &io, m0, m1, b0, b1);
       if (after) (*after)(m0, m1, b0 * PTQ_GEMM_NR, b1 * PTQ_GEMM_NR < p.cout ? b1 * PTQ_GEMM_NR : p.cout);
     });

@@ -19,6 +19,22 @@
 
 namespace ptq {
 
+// How a GEMM's 16-column blocks are shared out when there are too few row tasks (fewer than
+// 2 x threads) to keep the threads busy: in whole pairs of blocks (the kernels' widest tile is 32
+// columns; a lone block runs the 16-wide tile at half speed), at most max_parts parts. parts == 1
+// when the rows alone give enough tasks.
+struct ColumnSplit {
+  size_t blocks, pairs, parts;
+  ColumnSplit(size_t nb, size_t row_tasks, size_t threads, size_t max_parts)
+      : blocks(nb), pairs((nb + 1) / 2),
+        parts(row_tasks < 2 * threads && pairs >= 2 ? (pairs < max_parts ? pairs : max_parts) : 1) {}
+  size_t Begin(size_t part) const { return 2 * (pairs * part / parts); }
+  size_t End(size_t part) const {
+    const size_t e = 2 * (pairs * (part + 1) / parts);
+    return e < blocks ? e : blocks;
+  }
+};
+
 class ThreadPool {
  public:
   // The process-wide pool, created on first use with hardware_concurrency() threads.
