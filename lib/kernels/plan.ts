@@ -30,8 +30,6 @@ export class TracingBackend implements Backend {
   readonly name = 'native' as const;
   readonly recorded: Recorded[] = [];
   private readonly inner = nativeBackend;
-  /** @param fuseResidualAdds run an add that consumes a conv's output inside that conv (default on) */
-  constructor(readonly fuseResidualAdds = true) {}
   get isa() {
     return this.inner.isa;
   }
@@ -95,12 +93,11 @@ export class TracingBackend implements Backend {
     // goes away. Both outputs get slots before anything is freed, so the add never writes over
     // the conv's input.
     const fused = new Set<number>();  // i: rec[i] (conv) absorbs rec[i + 1] (add)
-    if (this.fuseResidualAdds)
-      rec.forEach((r, i) => {
-        const next = rec[i + 1];
-        if (r.op.kind === 'conv' && next?.op.kind === 'add' && next.reads.includes(r.writes) && next.reads[0] !== next.reads[1] &&
-          readers.get(r.writes) === 1) fused.add(i);
-      });
+    rec.forEach((r, i) => {
+      const next = rec[i + 1];
+      if (r.op.kind === 'conv' && next?.op.kind === 'add' && next.reads.includes(r.writes) && next.reads[0] !== next.reads[1] &&
+        readers.get(r.writes) === 1) fused.add(i);
+    });
     const slotOf = new Map<Buffer, number>();
     const slotBytes: number[] = [];
     const free: number[] = [];
@@ -110,6 +107,11 @@ export class TracingBackend implements Backend {
       for (let j = 0; j < free.length; j++) if (slotBytes[free[j]] >= bytes && (best < 0 || slotBytes[free[j]] < slotBytes[free[best]])) best = j;
       return best >= 0 ? free.splice(best, 1)[0] : slotBytes.push(bytes) - 1;
     };
+    const slotRead = (b: Buffer, i: number, kind: string): number => {
+      const s = slotOf.get(b);
+      if (s === undefined) throw new Error(`plan tracing: op ${i} (${kind}) reads a buffer no traced kernel wrote (JS work between kernels?)`);
+      return s;
+    };
     const ops: PlanOp[] = [];
     rec.forEach((r, i) => {
       const op = r.op;
@@ -117,13 +119,8 @@ export class TracingBackend implements Backend {
       if (fused.has(i)) {
         const add = rec[i + 1];
         const other = add.reads[0] === r.writes ? add.reads[1] : add.reads[0];
-        const slot = (b: Buffer): number => {
-          const s = slotOf.get(b);
-          if (s === undefined) throw new Error(`plan tracing: op ${i} (conv+add) reads a buffer no traced kernel wrote (JS work between kernels?)`);
-          return s;
-        };
-        op.in0 = slot(r.reads[0]);
-        op.in1 = slot(other);
+        op.in0 = slotRead(r.reads[0], i, 'conv+add');
+        op.in1 = slotRead(other, i, 'conv+add');
         const convOut = assign(r.writes.byteLength);
         slotOf.set(r.writes, convOut);
         op.out = convOut;
@@ -136,11 +133,7 @@ export class TracingBackend implements Backend {
         return;
       }
       if (op.kind !== 'quantize') {
-        const ins = r.reads.map((b) => {
-          const s = slotOf.get(b);
-          if (s === undefined) throw new Error(`plan tracing: op ${i} (${op.kind}) reads a buffer no traced kernel wrote (JS work between kernels?)`);
-          return s;
-        });
+        const ins = r.reads.map((b) => slotRead(b, i, op.kind));
         op.in0 = ins[0];
         if (ins.length > 1) op.in1 = ins[1];
       }
