@@ -169,13 +169,14 @@ void RunOp(const Plan& plan, const Op& op, size_t n, const float* input, float* 
       const size_t cout = op.conv->cout;
       const ptq_qadd_params p = AddParams(op, op.count * n);
       const ptq_qadd_fn add = QAddKernel(plan.isa);
-      const QConvTileFn after = [&](size_t pix0, size_t pix1, size_t c0, size_t c1) {
+      const auto tile_add = [&](size_t pix0, size_t pix1, size_t c0, size_t c1) {
         if (c0 == 0 && c1 == cout) {
           add(a, b, y, pix0 * cout, pix1 * cout, &p);
         } else {
           for (size_t px = pix0; px < pix1; px++) add(a, b, y, px * cout + c0, px * cout + c1, &p);
         }
       };
+      const QConvTileFn after(tile_add);
       QConvRun(*op.conv, slot(op.in0), n, op.h, op.w, slot(op.out), op.oh, op.ow, threads, &after);
       return;
     }

@@ -3,10 +3,10 @@
 #ifndef PTQ_QCONV_H_
 #define PTQ_QCONV_H_
 
-#include <functional>
 #include <memory>
 #include <vector>
 
+#include "function_ref.h"
 #include "packed.h"
 
 namespace ptq {
@@ -16,7 +16,7 @@ bool QConvOutSize(const PackedQConv& p, size_t h, size_t w, size_t* oh, size_t* 
 
 // Called on the computing thread once a tile of the output is final: flat output pixels
 // [pix0, pix1) (over the n images), output channels [c0, c1).
-using QConvTileFn = std::function<void(size_t pix0, size_t pix1, size_t c0, size_t c1)>;
+using QConvTileFn = FunctionRef<void(size_t pix0, size_t pix1, size_t c0, size_t c1)>;
 
 // y (NHWC [n][oh][ow][cout]) = conv(x (NHWC [n][h][w][cin])), on up to `threads` threads of the
 // pool; `after` (optional) runs on each finished tile.

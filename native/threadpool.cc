@@ -94,7 +94,7 @@ void ThreadPool::WorkerLoop(size_t index) {
   }
 }
 
-void ThreadPool::ParallelFor(size_t tasks, size_t max_threads, const std::function<void(size_t, size_t)>& fn) {
+void ThreadPool::ParallelFor(size_t tasks, size_t max_threads, FunctionRef<void(size_t, size_t)> fn) {
   if (tasks == 0) return;
   if (max_threads <= 1 || tasks == 1 || workers_.empty()) {
     for (size_t t = 0; t < tasks; t++) fn(t, 0);

@@ -12,10 +12,11 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "function_ref.h"
 
 namespace ptq {
 
@@ -46,7 +47,7 @@ class ThreadPool {
 
   // Runs fn(task, worker) for task in [0, tasks) on at most max_threads threads (the caller
   // included), returning when all tasks are done.
-  void ParallelFor(size_t tasks, size_t max_threads, const std::function<void(size_t, size_t)>& fn);
+  void ParallelFor(size_t tasks, size_t max_threads, FunctionRef<void(size_t, size_t)> fn);
   size_t Size() const { return workers_.size() + 1; }
 
  private:
@@ -60,7 +61,7 @@ class ThreadPool {
     size_t end = 0;
   };
   struct Region {
-    const std::function<void(size_t, size_t)>* fn;
+    const FunctionRef<void(size_t, size_t)>* fn;
     size_t tasks;
     size_t max_worker_index;  // workers 1..max_worker_index take part
     size_t parts;             // max_worker_index + 1 ranges
