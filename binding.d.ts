@@ -41,7 +41,7 @@ export interface Binding {
   /** Frees a plan's arena and packed weights now (waits for the run in progress; later runs reject). Idempotent. */
   planDispose(plan: PlanHandle): void;
   /** Describes a plan. */
-  planInfo(plan: PlanHandle): { ops: number; arenaBytes: number; maxBatch: number; poolThreads: number };
+  planInfo(plan: PlanHandle): { ops: number; arenaBytes: number; maxBatch: number; depthFirstOps: number; poolThreads: number };
 
   /**
    * Packs a quantized conv2d. geometry = [cin, cout, kh, kw, strideH, strideW, padH, padW,

@@ -122,8 +122,8 @@ export class CompiledModel {
     return Array.from(ns, (v, i) => ({ op: i, kind: this.kinds[i], ms: v / 1e6 }));
   }
 
-  /** Plan facts: op count, arena bytes, batch and pool size. */
-  info(): { ops: number; arenaBytes: number; maxBatch: number; poolThreads: number } {
+  /** Plan facts: op count, arena bytes, batch, how many leading ops a batch runs sample by sample, pool size. */
+  info(): { ops: number; arenaBytes: number; maxBatch: number; depthFirstOps: number; poolThreads: number } {
     this.alive();
     return loadNative().binding.planInfo(this.plan);
   }

@@ -45,6 +45,10 @@ struct Plan {
   std::vector<Op> ops;
   std::vector<size_t> slot_offset, slot_bytes;  // per-sample bytes; offsets in the arena for max_batch
   size_t max_batch = 1, in_floats = 0, out_floats = 0, arena_bytes = 0;
+  // Batches run ops [0, depth_first_end) depth first, the rest layer by layer (see RunPlan); 0 for
+  // small models (a sample's activations far inside L2): per-op overheads then weigh more than
+  // cache misses.
+  size_t depth_first_end = 0;
   bool prequantize = false;  // only the first op reads the input (a quantize): async runs do it up front
   std::unique_ptr<uint8_t, AlignedFree> arena;
   std::vector<Napi::Reference<Napi::Value>> keep;  // the packed-weight handles stay alive
@@ -85,6 +89,29 @@ constexpr size_t kMaxArenaBytes = size_t{1} << 34;  // 16 GiB: far beyond any re
 
 constexpr size_t kElemChunk = 16384;
 constexpr size_t kDepthFirstMinBytes = size_t(256) << 10;
+
+// Where a batch stops running depth first: after the last conv or gemm whose output (per sample)
+// outweighs its weights. From there on every weighted op reads more weight bytes than it writes
+// activation bytes, and running it once on the whole batch reads those weights once, not n times.
+size_t DepthFirstEnd(const std::vector<Op>& ops) {
+  size_t end = 0;
+  for (size_t i = 0; i < ops.size(); i++) {
+    const Op& op = ops[i];
+    size_t weights = 0, out = 0;
+    if (op.kind == OpKind::kConv) {
+      const PackedQConv& c = *op.conv;
+      weights = c.cout * (c.cin / c.groups) * c.kh * c.kw;
+      out = op.oh * op.ow * c.cout;
+    } else if (op.kind == OpKind::kGemm) {
+      weights = op.gemm->w.k * op.gemm->w.n;
+      out = op.rows * op.gemm->w.n;
+    } else {
+      continue;
+    }
+    if (weights < out) end = i + 1;
+  }
+  return end;
+}
 
 // The add's kernel parameters (kind add, or a conv's fused add) over `total` elements.
 ptq_qadd_params AddParams(const Op& op, size_t total) {
@@ -134,15 +161,14 @@ void QuantizeInput(const Plan& plan, const Op& op, size_t n, const float* input,
   }
 }
 
-// Runs op on n samples. With sample >= 0 it runs on that one sample only (n == 1): slot s of
-// sample b then lives at b * slot_bytes[s] inside the slot, the same for every op.
-// qinput, when set, is the first op's output for these samples, already quantized.
-void RunOp(const Plan& plan, const Op& op, size_t n, const float* input, float* output, size_t threads,
-           ptrdiff_t sample = -1, const uint8_t* qinput = nullptr) {
+// Runs op on the n samples b0 .. b0 + n - 1: slot s of sample b lives at b * slot_bytes[s] inside
+// the slot. input, output and qinput (when set: the first op's output, already quantized) point
+// at sample b0's.
+void RunOp(const Plan& plan, const Op& op, size_t b0, size_t n, const float* input, float* output, size_t threads,
+           const uint8_t* qinput = nullptr) {
   ThreadPool& pool = ThreadPool::Global();
   auto slot = [&](int s) -> uint8_t* {
-    uint8_t* base = plan.arena.get() + plan.slot_offset[s] * plan.max_batch;
-    return sample < 0 ? base : base + static_cast<size_t>(sample) * plan.slot_bytes[s];
+    return plan.arena.get() + plan.slot_offset[s] * plan.max_batch + b0 * plan.slot_bytes[s];
   };
   switch (op.kind) {
     case OpKind::kQuantize: {
@@ -221,33 +247,31 @@ bool RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t thr
   std::lock_guard<std::mutex> lock(plan.mu);
   if (plan.disposed.load()) return false;
   if (threads > ThreadPool::Global().Size()) threads = ThreadPool::Global().Size();
-  // Batches run depth first: each thread takes whole samples through the whole model, so a
-  // sample's activations stay in its core's L2 from layer to layer and threads never wait on each
-  // other between layers. The last n % threads samples (if any) run layer by layer with every
-  // thread on each op. Profiling keeps the layer-by-layer order (it times ops).
-  size_t first = 0;
-  // Small models (a sample's activations far inside L2) keep the layer-by-layer order: per-op
-  // overheads then weigh more than cache misses.
-  const bool big = plan.arena_bytes / plan.max_batch >= kDepthFirstMinBytes;
-  if (!op_ns && big && n >= 2 && n >= threads) {
+  // Batches run depth first: each thread takes whole samples through ops [0, depth_first_end), so
+  // a sample's activations stay in its core's L2 from layer to layer and threads never wait on
+  // each other between layers. The last n % threads samples (if any) run those ops layer by layer
+  // with every thread on each op. The ops from depth_first_end on, whose weights outweigh a
+  // sample's activations (ResNet's layer3 and layer4, the classifier), then run layer by layer on
+  // the whole batch: each weight panel is read from memory once per batch, not once per sample.
+  // Small models and profiling (it times ops) keep the layer-by-layer order throughout.
+  const size_t nops = plan.ops.size();
+  size_t first = 0, split = 0;
+  if (!op_ns && plan.depth_first_end > 0 && n >= 2 && n >= threads) {
     first = n - n % threads;
-    // Activations are scratch: thread w keeps every sample it runs in the arena's sample-w region,
-    // which then stays warm in its cache from sample to sample (w < threads <= n <= max_batch).
-    ThreadPool::Global().ParallelFor(first, threads, [&](size_t b, size_t worker) {
+    split = plan.depth_first_end;
+    ThreadPool::Global().ParallelFor(first, threads, [&](size_t b, size_t) {
       const float* in = input ? input + b * plan.in_floats : nullptr;
       const uint8_t* qin = qinput ? qinput + b * plan.in_floats : nullptr;
       float* out = output + b * plan.out_floats;
-      for (const Op& op : plan.ops) RunOp(plan, op, 1, in, out, 1, static_cast<ptrdiff_t>(worker), qin);
+      for (size_t i = 0; i < split; i++) RunOp(plan, plan.ops[i], b, 1, in, out, 1, qin);
     });
-    if (first == n) return true;
-    if (input) input += first * plan.in_floats;
-    if (qinput) qinput += first * plan.in_floats;
-    output += first * plan.out_floats;
-    n -= first;
+    for (size_t i = 0; first < n && i < split; i++)
+      RunOp(plan, plan.ops[i], first, n - first, input ? input + first * plan.in_floats : nullptr,
+            output + first * plan.out_floats, threads, qinput ? qinput + first * plan.in_floats : nullptr);
   }
-  for (size_t i = 0; i < plan.ops.size(); i++) {
+  for (size_t i = split; i < nops; i++) {
     const auto t0 = std::chrono::steady_clock::now();
-    RunOp(plan, plan.ops[i], n, input, output, threads, -1, qinput);
+    RunOp(plan, plan.ops[i], 0, n, input, output, threads, qinput);
     if (op_ns) op_ns[i] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
   }
   return true;
@@ -369,9 +393,10 @@ Napi::Value PlanCreate(const Napi::CallbackInfo& info) {
         op.out2 = SlotOf(o, "addOut", env, nslots);
         op.conv_is_a = o.Get("convIsA").ToBoolean().Value();
         ReadAddParams(o, env, &op);
-        // The add writes tiles while the conv still reads its input: out2 must be its own slot.
-        if (op.in1 < 0 || op.out2 < 0 || op.out2 == op.in0 || op.out2 == op.out || op.in1 == op.out)
-          ThrowRange(env, "conv+add: the add output needs its own slot, apart from the conv's input and output");
+        // The add writes tiles while the conv still reads its input, so out2 may not be the conv
+        // input; it may be the conv output (in place: each tile is read, then written, by one add).
+        if (op.in1 < 0 || op.out2 < 0 || op.out2 == op.in0 || op.in1 == op.out)
+          ThrowRange(env, "conv+add: the add output needs a slot apart from the conv's input, and the other operand may not be the conv output");
         op.count = op.oh * op.ow * op.conv->cout;
         need(op.in1, op.count, "conv+add");
         need(op.out2, op.count, "conv+add");
@@ -434,6 +459,7 @@ Napi::Value PlanCreate(const Napi::CallbackInfo& info) {
   for (const Op& op : plan->ops) input_readers += op.in0 == kInput || op.in1 == kInput;
   plan->prequantize = input_readers == 1 && plan->ops.front().in0 == kInput && plan->ops.front().count == plan->in_floats;
   plan->arena_bytes = off * plan->max_batch;
+  if (off >= kDepthFirstMinBytes) plan->depth_first_end = DepthFirstEnd(plan->ops);
   plan->arena = AlignedArray<uint8_t>(plan->arena_bytes);
   const int64_t bytes = static_cast<int64_t>(plan->arena_bytes);
   auto ext = Napi::External<Plan>::New(env, plan.release(), [](Napi::Env e, Plan* p) {
@@ -566,6 +592,7 @@ Napi::Value PlanInfo(const Napi::CallbackInfo& info) {
   o.Set("ops", static_cast<double>(p.ops.size()));
   o.Set("arenaBytes", static_cast<double>(p.arena_bytes));
   o.Set("maxBatch", static_cast<double>(p.max_batch));
+  o.Set("depthFirstOps", static_cast<double>(p.depth_first_end));
   o.Set("poolThreads", static_cast<double>(ThreadPool::Global().Size()));
   return o;
 }

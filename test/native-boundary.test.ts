@@ -286,7 +286,7 @@ describe('every binding function: hostile arguments', () => {
     expect(() => raw.planCreate([{ ...ops[0], out: 2 ** 32 }, ops[1]] as never, [4], 4, 4, 4, 'scalar')).toThrow(/slot/);
   });
 
-  test('a conv with a fused add: the add output may not alias the conv input or output', () => {
+  test('a conv with a fused add: the add output may not alias the conv input; in place over the conv output is equal', () => {
     // conv geo(): 2 -> 2 channels, 1x1, on a 1x2 image: 4 bytes per slot.
     const base = (addOut: number, in1: number) => [
       { kind: 'quantize', in0: -1, out: 0, count: 4, scale: 0.1, zeroPoint: 3, nchwC: 0, nchwHW: 0 },
@@ -295,18 +295,20 @@ describe('every binding function: hostile arguments', () => {
       { kind: 'dequantize', in0: addOut, out: -2, count: 4, scale: 0.2, zeroPoint: 0 },
     ];
     const make = (addOut: number, in1: number) => raw.planCreate(base(addOut, in1) as never, [4, 4, 4], 1, 4, 4, 'scalar');
-    expect(() => make(0, 0)).toThrow(/own slot/);  // add output over the conv input
-    expect(() => make(1, 0)).toThrow(/own slot/);  // ... over the conv output
-    expect(() => make(2, 1)).toThrow(/own slot/);  // the other operand is the conv output itself
-    const p = make(2, 0);  // y = relu(conv(x) + x), equal to the three ops run one by one
-    const x = new Float32Array([0.1, 0.2, 0.3, 0.4]), out = new Float32Array(4);
-    raw.planRunSync(p, x, 1, out, 1);
+    expect(() => make(0, 0)).toThrow(/slot apart/);  // add output over the conv input
+    expect(() => make(2, 1)).toThrow(/other operand/);  // the other operand is the conv output itself
+    // y = relu(conv(x) + x), in its own slot and in place over the conv output, equal to the three
+    // ops run one by one.
+    const x = new Float32Array([0.1, 0.2, 0.3, 0.4]), out = new Float32Array(4), inPlace = new Float32Array(4);
+    raw.planRunSync(make(2, 0), x, 1, out, 1);
+    raw.planRunSync(make(1, 0), x, 1, inPlace, 1);
     const q = new Uint8Array(4), c = new Uint8Array(4), a = new Uint8Array(4), want = new Float32Array(4);
     raw.quantize(x, q, 0.1, 3, 'scalar');
     raw.qconv2d(conv(), q, 1, 1, 2, c);
     raw.qadd(c, q, a, 0.1, 0, 0.1, 3, 0.2, 0, true, 'scalar');
     raw.dequantize(a, want, 0.2, 0, 'scalar');
     expect(Array.from(out)).toEqual(Array.from(want));
+    expect(Array.from(inPlace)).toEqual(Array.from(want));
   });
 
   test('misaligned (odd-offset) views and SharedArrayBuffer views give the plain result', () => {

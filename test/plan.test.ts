@@ -19,6 +19,7 @@ describe.each([['default'], ['fbgemm']])('%s qconfig', (name) => {
   test('runSync equals the module forward for every batch split and thread count', () => {
     for (const maxBatch of [1, 3, 8]) for (const threads of [1, 2, 0]) {
       const c = compileModel(q, { inputShape: [3, 28, 28], maxBatch, threads });
+      expect(c.info().depthFirstOps).toBe(0);
       expect({ maxBatch, threads, y: Array.from(c.runSync(x).data) }).toEqual({ maxBatch, threads, y: want });
     }
   });
@@ -71,8 +72,9 @@ test('deepCopy of a converted model runs and equals the original', () => {
   expect(Array.from((c.call(x) as Tensor).data)).toEqual(y);
 });
 
-test('large inputs run batches depth first (whole samples per thread, then the remainder layer by layer): same outputs', () => {
+test('large inputs run batches depth first (whole samples per thread, then the remainder layer by layer, then the weight-heavy tail on the whole batch): same outputs', () => {
   // At 96x96 a sample's activations pass the plan's depth-first threshold; at 28x28 they do not.
+  // The last 1x1 conv (weights > its output per sample) and the classifier run on the whole batch.
   const m = smallModel();
   m.fuseModel();
   m.qconfig = qconfigByName('fbgemm');
@@ -83,7 +85,10 @@ test('large inputs run batches depth first (whole samples per thread, then the r
   const want = Array.from((q.call(big) as Tensor).data);
   for (const threads of [1, 2]) {
     const c = compileModel(q, { inputShape: [3, 96, 96], maxBatch: 5, threads });
-    expect(c.info().arenaBytes / 5).toBeGreaterThan(256 * 1024);
+    const info = c.info();
+    expect(info.arenaBytes / 5).toBeGreaterThan(256 * 1024);
+    expect(info.depthFirstOps).toBeGreaterThan(1);
+    expect(info.depthFirstOps).toBeLessThan(info.ops - 1);
     expect({ threads, y: Array.from(c.runSync(big).data) }).toEqual({ threads, y: want });
   }
 });

@@ -90,8 +90,8 @@ export class TracingBackend implements Backend {
     }));
     // A conv whose output only feeds the next op, an add (a residual), runs that add tile by tile
     // while its output is still in cache: the pair becomes one op and the add's pass over memory
-    // goes away. Both outputs get slots before anything is freed, so the add never writes over
-    // the conv's input.
+    // goes away. The add writes over the conv's output; that slot is taken before anything is
+    // freed, so it is never the conv's input.
     const fused = new Set<number>();  // i: rec[i] (conv) absorbs rec[i + 1] (add)
     rec.forEach((r, i) => {
       const next = rec[i + 1];
@@ -121,14 +121,18 @@ export class TracingBackend implements Backend {
         const other = add.reads[0] === r.writes ? add.reads[1] : add.reads[0];
         op.in0 = slotRead(r.reads[0], i, 'conv+add');
         op.in1 = slotRead(other, i, 'conv+add');
-        const convOut = assign(r.writes.byteLength);
+        // The add runs in place on the conv's output tiles: no second activation to write back.
+        const convOut = assign(Math.max(r.writes.byteLength, add.writes.byteLength));
         slotOf.set(r.writes, convOut);
         op.out = convOut;
-        const addOut = assign(add.writes.byteLength);
+        const addOut = convOut;
         slotOf.set(add.writes, addOut);
         const { kind: _k, in0: _a, in1: _b, out: _o, count: _c, ...params } = add.op;
         Object.assign(op, params, { addOut, convIsA: add.reads[0] === r.writes });
-        for (const b of new Set([...r.reads, ...add.reads])) if ((lastUse.get(b) ?? -1) <= i + 1 && slotOf.has(b)) free.push(slotOf.get(b)!);
+        // The conv output's slot lives on as the add output.
+        for (const b of new Set([...r.reads, ...add.reads])) {
+          if (b !== r.writes && (lastUse.get(b) ?? -1) <= i + 1 && slotOf.has(b)) free.push(slotOf.get(b)!);
+        }
         ops.push(op);
         return;
       }
