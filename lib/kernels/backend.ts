@@ -120,7 +120,12 @@ export function validateQGemmSpec(spec: QGemmSpec): void {
   if (!(spec.weightScale instanceof Float32Array)) throw invalidType('spec.weightScale', 'a Float32Array', spec.weightScale);
   if (spec.weightScale.length !== 1 && spec.weightScale.length !== n)
     throw invalidRange('spec.weightScale', `length 1 or n = ${n}`, spec.weightScale);
-  for (let j = 0; j < spec.weightScale.length; j++) checkScale(`spec.weightScale[${j}]`, spec.weightScale[j]);
+  // The element's name is built only for an error: a string per channel was most of what
+  // compiling a model allocated.
+  for (let j = 0; j < spec.weightScale.length; j++) {
+    const v = spec.weightScale[j];
+    if (!(v > 0) || v === Infinity) checkScale(`spec.weightScale[${j}]`, v);
+  }
   if (spec.bias !== null) {
     if (!(spec.bias instanceof Float32Array)) throw invalidType('spec.bias', 'a Float32Array or null', spec.bias);
     if (spec.bias.length !== n) throw invalidRange('spec.bias', `length n = ${n}`, spec.bias);
