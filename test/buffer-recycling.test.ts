@@ -1,7 +1,8 @@
 // Eager float forward recycles dead activations (Sequential hands a child's input back once the
 // next child has consumed it): outputs stay identical, buffers are reused, and anything a user
 // hook kept is never overwritten.
-import { Conv2d, ReLU, Sequential } from '../lib/nn/layers';
+import { Conv2d, Identity, ReLU, Sequential } from '../lib/nn/layers';
+import { resnet18 } from '../lib/models';
 import { Module } from '../lib/nn/module';
 import { outputBuffer, recycleBuffer, Tensor } from '../lib/tensor';
 import { smallInput, smallModel } from './helpers/fixtures';
@@ -81,4 +82,59 @@ test('without hooks, dead activations come back from outputBuffer; foreign array
   const foreign = new Tensor(new Float32Array(2 * 8 * 10 * 10), [2, 8, 10, 10]);
   recycleBuffer(foreign);
   expect(outputBuffer(foreign.numel)).not.toBe(foreign.data);
+});
+
+test('a Sequential never recycles its own input, even when its first child passes it on unchanged', () => {
+  // y1 is an output of an earlier forward (a recyclable buffer) that the caller still holds.
+  const s = seq();
+  const y1 = s.call(x) as Tensor;
+  const snapshot = Array.from(y1.data);
+  const follow = new Sequential(new Identity(), new Conv2d(4, 4, 1), new ReLU(), new Conv2d(4, 4, 1));
+  follow.eval();
+  for (let k = 0; k < 4; k++) {
+    follow.call(y1);
+    s.call(new Tensor(x.data.map((v) => v * (k + 2)), x.shape));
+  }
+  expect(Array.from(y1.data)).toEqual(snapshot);
+});
+
+test('residual blocks (ResNet, MobileNetV2) recycle their inner activations: later forwards allocate (almost) nothing new', () => {
+  const seen = (m: Module, input: Tensor): Set<ArrayBufferLike> => {
+    // Buffers of every leaf output during one forward, without hooks (they would turn recycling off).
+    const bufs = new Set<ArrayBufferLike>();
+    const leaves = [...m.modules()].filter((c) => c._modules.size === 0);
+    const calls = leaves.map((c) => c.call.bind(c));
+    leaves.forEach((c, i) => { c.call = (...a: unknown[]) => { const y = calls[i](...a); if (y instanceof Tensor) bufs.add(y.data.buffer); return y; }; });
+    m.call(input);
+    leaves.forEach((c, i) => { c.call = calls[i]; });
+    return bufs;
+  };
+  const r = resnet18(10).eval();
+  r.fuseModel();
+  const xi = new Tensor(new Float32Array(3 * 32 * 32).map((_, i) => Math.sin(i)), [1, 3, 32, 32]);
+  const want = Array.from((r.call(xi) as Tensor).data);
+  const first = seen(r, xi), second = seen(r, xi);
+  // Only the logits (returned to the caller) and their float copy are fresh in each forward.
+  expect([...second].filter((b) => !first.has(b)).length).toBeLessThanOrEqual(2);
+  expect(Array.from((r.call(xi) as Tensor).data)).toEqual(want);
+  const m = smallModel();
+  m.fuseModel();
+  const input = smallInput();
+  const y = Array.from((m.call(input) as Tensor).data);
+  const a = seen(m, input), b = seen(m, input);
+  expect([...b].filter((buf) => !a.has(buf)).length).toBeLessThanOrEqual(2);
+  expect(Array.from((m.call(input) as Tensor).data)).toEqual(y);
+});
+
+test('a hook deep inside a child (not on the child itself) keeps its tensor intact', () => {
+  const c = seq();
+  // The ReLU inside the first child makes the activation the outer Sequential passes on.
+  const inner = new Sequential(c.at(0), c.at(1));
+  const s = new Sequential(inner, c.at(2), c.at(3), c.at(4));
+  const kept: Tensor[] = [];
+  c.at(1).registerForwardHook((_m, _in, out) => kept.push(out as Tensor));
+  s.call(x);
+  const snapshot = Array.from(kept[0].data);
+  for (let k = 0; k < 4; k++) s.call(new Tensor(x.data.map((v) => v * (k + 2)), x.shape));
+  expect(Array.from(kept[0].data)).toEqual(snapshot);
 });

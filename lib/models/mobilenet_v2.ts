@@ -1,7 +1,7 @@
 // The PyTorch static quantization tutorial's MobileNetV2, module for module and key for key
 // (../shared/seed/ and scripts/tutorial_mobilenet_v2.py): QuantStub/DeQuantStub, FloatFunctional
 // skip adds, ReLU instead of ReLU6, x.mean([2, 3]) before the classifier, and fuseModel().
-import { BatchNorm2d, Conv2d, Dropout, Linear, ReLU, Sequential } from '../nn/layers';
+import { BatchNorm2d, Conv2d, Dropout, Linear, ReLU, releaseActivation, Sequential } from '../nn/layers';
 import { FloatFunctional } from '../nn/functional';
 import { Module } from '../nn/module';
 import { DeQuantStub, QuantStub } from '../nn/stubs';
@@ -53,7 +53,10 @@ export class InvertedResidual extends Module {
   }
   forward(x: unknown): Tensor {
     const y = this.conv.call(x) as Tensor;
-    return this.useResConnect ? this.skipAdd.add(x as Tensor, y) : y;
+    if (!this.useResConnect) return y;
+    const out = this.skipAdd.add(x as Tensor, y);
+    releaseActivation(y, [x, out], [this.conv, this.skipAdd]);
+    return out;
   }
 }
 
@@ -98,11 +101,14 @@ export class MobileNetV2 extends Module {
   }
   forward(input: unknown): Tensor {
     // Float model: Tensors throughout. Converted model: QTensors between quant and dequant.
-    let x = this._modules.get('quant')!.call(input) as Tensor | QTensor;
-    x = this._modules.get('features')!.call(x) as Tensor | QTensor;
-    x = x.mean([2, 3]);
-    x = this._modules.get('classifier')!.call(x) as Tensor | QTensor;
-    return this._modules.get('dequant')!.call(x) as Tensor;
+    const features = this._modules.get('features')!, classifier = this._modules.get('classifier')!;
+    const q = this._modules.get('quant')!.call(input) as Tensor | QTensor;
+    const f = features.call(q) as Tensor | QTensor;
+    const pooled = f.mean([2, 3]);
+    releaseActivation(f, [input, q, pooled], [features]);
+    const logits = classifier.call(pooled) as Tensor | QTensor;
+    releaseActivation(pooled, [input, q, logits], [classifier]);
+    return this._modules.get('dequant')!.call(logits) as Tensor;
   }
   /** fuse_model(): Conv+BN+ReLU in every ConvBNReLU, Conv+BN in every inverted residual (in place). */
   fuseModel(): void {

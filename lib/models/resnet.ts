@@ -1,6 +1,6 @@
 // torchvision's quantizable ResNet (torchvision/models/quantization/resnet.py): QuantStub in,
 // DeQuantStub out, FloatFunctional add_relu for the residuals, fuseModel() as torchvision's.
-import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers';
+import { AdaptiveAvgPool2d, BatchNorm2d, callChain, Conv2d, Linear, MaxPool2d, ReLU, releaseActivation, Sequential } from '../nn/layers';
 import { FloatFunctional } from '../nn/functional';
 import { Module } from '../nn/module';
 import { DeQuantStub, QuantStub } from '../nn/stubs';
@@ -13,6 +13,19 @@ const conv1x1 = (i: number, o: number, stride = 1) => new Conv2d(i, o, 1, { stri
 
 function call(m: Module, name: string, x: unknown): Tensor {
   return m._modules.get(name)!.call(x) as Tensor;
+}
+
+/**
+ * A block's residual: add_relu(out, identity), identity = downsample(x) or x itself; `out` (made
+ * by the children `outFrom`) and a downsampled identity are dead afterwards and recycled.
+ */
+function residual(block: Module, out: Tensor, outFrom: readonly string[], x: unknown, add: string): Tensor {
+  const addMod = block._modules.get(add) as FloatFunctional, down = block._modules.get('downsample');
+  const identity = down ? (down.call(x) as Tensor) : (x as Tensor);
+  const y = addMod.add_relu(out, identity);
+  releaseActivation(out, [x, y, identity], [...outFrom.map((n) => block._modules.get(n)!), addMod]);
+  if (down) releaseActivation(identity, [x, y], [down, addMod]);
+  return y;
 }
 
 /** QuantizableBasicBlock (ResNet-18/34). */
@@ -29,13 +42,8 @@ export class BasicBlock extends Module {
     this.addModule('add_relu', new FloatFunctional());
   }
   forward(x: unknown): Tensor {
-    let out = call(this, 'conv1', x);
-    out = call(this, 'bn1', out);
-    out = call(this, 'relu', out);
-    out = call(this, 'conv2', out);
-    out = call(this, 'bn2', out);
-    const identity = this._modules.get('downsample') ? call(this, 'downsample', x) : (x as Tensor);
-    return (this._modules.get('add_relu') as FloatFunctional).add_relu(out, identity);
+    const out = callChain(this, ['conv1', 'bn1', 'relu', 'conv2', 'bn2'], x) as Tensor;
+    return residual(this, out, ['conv2', 'bn2'], x, 'add_relu');
   }
   /** Fuses conv1+bn1+relu, conv2+bn2 and the downsample conv+bn, in place. */
   typeName(): string {
@@ -67,11 +75,8 @@ export class Bottleneck extends Module {
     this.addModule('relu2', new ReLU());
   }
   forward(x: unknown): Tensor {
-    let out = call(this, 'relu1', call(this, 'bn1', call(this, 'conv1', x)));
-    out = call(this, 'relu2', call(this, 'bn2', call(this, 'conv2', out)));
-    out = call(this, 'bn3', call(this, 'conv3', out));
-    const identity = this._modules.get('downsample') ? call(this, 'downsample', x) : (x as Tensor);
-    return (this._modules.get('skip_add_relu') as FloatFunctional).add_relu(out, identity);
+    const out = callChain(this, ['conv1', 'bn1', 'relu1', 'conv2', 'bn2', 'relu2', 'conv3', 'bn3'], x) as Tensor;
+    return residual(this, out, ['conv3', 'bn3'], x, 'skip_add_relu');
   }
   /** Fuses the three conv+bn(+relu) groups and the downsample, in place. */
   typeName(): string {
@@ -112,11 +117,10 @@ export class ResNet extends Module {
     return new Sequential(...mods);
   }
   forward(input: unknown): Tensor {
-    let x: Tensor | QTensor = call(this, 'quant', input);
-    for (const n of ['conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4', 'avgpool']) x = call(this, n, x);
-    x = x.flatten(1);
-    x = call(this, 'fc', x);
-    return call(this, 'dequant', x);
+    const pooled = callChain(this, ['quant', 'conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4', 'avgpool'], input) as Tensor | QTensor;
+    const logits = call(this, 'fc', pooled.flatten(1));
+    releaseActivation(pooled, [input, logits], [this._modules.get('avgpool')!, this._modules.get('fc')!]);
+    return call(this, 'dequant', logits);
   }
   typeName(): string {
     return 'QuantizableResNet';

@@ -7,7 +7,7 @@ import { QTensor, u8Output } from '../qtensor';
 import { getBackend } from '../kernels';
 import { defaultBackend } from '../kernels/default';
 import { pyFloatRepr as pyFloat } from '../quantization/observer';
-import { hooksKeepNothing, Module, pyTuple } from './module';
+import { Module, pyTuple, subtreeKeepsNothing } from './module';
 
 type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
@@ -24,24 +24,52 @@ function refuseTraining(m: Module): void {
 }
 
 /**
+ * Hands a dead float activation's buffer back to outputBuffer: x was made inside a forward and
+ * every module that saw it (`seenBy`: its producer and its readers) is done with it. Nothing is
+ * recycled that shares memory with a tensor still `alive` (the forward's own input, results), or
+ * that a forward hook (other than prepare()'s observers) anywhere inside those modules could have
+ * kept. A custom module that stores a tensor it returns, without a hook, must copy it (`clone()`).
+ */
+export function releaseActivation(x: unknown, alive: readonly unknown[], seenBy: readonly Module[]): void {
+  if (!(x instanceof Tensor)) return;
+  for (const a of alive) if (a === x || (a instanceof Tensor && a.data.buffer === x.data.buffer)) return;
+  for (const m of seenBy) if (!subtreeKeepsNothing(m)) return;
+  recycleBuffer(x);
+}
+
+/**
+ * Calls parent's children `names` in order, each on the previous one's result, recycling the
+ * activations passed between them as Sequential does.
+ */
+export function callChain(parent: Module, names: readonly string[], input: unknown): unknown {
+  let x = input, prev: Module | null = null;
+  for (const n of names) {
+    const m = parent._modules.get(n);
+    if (!m) throw new RangeError(`${parent.typeName()} has no child '${n}'`);
+    const y = m.call(x);
+    if (prev) releaseActivation(x, [input, y], [prev, m]);
+    prev = m;
+    x = y;
+  }
+  return x;
+}
+
+/**
  * Sequential container: calls its children in order. A float activation passed from one child to
- * the next is dead once the next child returns, and its buffer is reused by later outputs, unless a
- * forward hook (other than prepare()'s observers) on either child could have kept it. A custom
- * module that stores a tensor it returns, without a hook, must copy it (`clone()`).
+ * the next is dead once the next child returns, and its buffer is reused by later outputs (see
+ * releaseActivation). The container's own input is never recycled, even when a first child such
+ * as Identity passes it on.
  */
 export class Sequential extends Module {
   constructor(...mods: Module[]) {
     super();
     mods.forEach((m, i) => this.addModule(String(i), m));
   }
-  forward(x: unknown): unknown {
-    let prev: Module | null = null;
+  forward(input: unknown): unknown {
+    let x = input, prev: Module | null = null;
     for (const m of this.children()) {
       const y = m.call(x);
-      // x came from the previous child and only m has read it: unless a hook could have kept it,
-      // or y shares its memory, it is dead now.
-      if (prev && x instanceof Tensor && y !== x && !(y instanceof Tensor && y.data.buffer === x.data.buffer) &&
-        hooksKeepNothing(prev) && hooksKeepNothing(m)) recycleBuffer(x);
+      if (prev) releaseActivation(x, [input, y], [prev, m]);
       prev = m;
       x = y;
     }
@@ -119,7 +147,7 @@ export class Conv2d extends Module {
 
   /** Float forward; relu fuses max(0, .) into the kernel (used by ConvReLU2d). */
   convForward(input: unknown, relu: boolean): Tensor {
-    const x = expect4d('Conv2d', input).toChannelsLast();
+    const given = expect4d('Conv2d', input), x = given.toChannelsLast();
     const [n, c, h, w] = x.shape;
     if (c !== this.inChannels) throw new RangeError(`Conv2d expects ${this.inChannels} input channels, got ${c} (input [${x.shape.join(', ')}])`);
     const kernels = getFloatKernels();
@@ -131,6 +159,8 @@ export class Conv2d extends Module {
     if (oh < 1 || ow < 1) throw new RangeError(`Conv2d input ${h}x${w} is smaller than the kernel`);
     const y = outputBuffer(n * oh * ow * this.outChannels);
     kernels.conv2d(this.packed.p, x.data, n, h, w, y, relu);
+    // A channels_last copy made here (of an NCHW model input) is dead now.
+    if (x.data !== given.data) recycleBuffer(x);
     return new Tensor(y, [n, this.outChannels, oh, ow], 'channels_last');
   }
 

@@ -19,6 +19,13 @@ export function hooksKeepNothing(m: Module): boolean {
   return m._forwardHooks.every((h) => observerHooks.has(h));
 }
 
+/** True when no hook of m or of any module inside it could keep a tensor it saw. */
+export function subtreeKeepsNothing(m: Module): boolean {
+  if (!hooksKeepNothing(m)) return false;
+  for (const c of m._modules.values()) if (c && !subtreeKeepsNothing(c)) return false;
+  return true;
+}
+
 /** Indents every line but the first, as torch.nn.modules.module._addindent. */
 function addIndent(s: string, n: number): string {
   const lines = s.split('\n');
