@@ -36,6 +36,11 @@ struct TileArgs {
   bool bias_init_gemm; // the GEMM is bias_first (no bias at the end)
   bool finish;         // last chunk: bias (unless bias_init), ReLU
   bool relu;
+  // Prefetch into L2 of the B rows that come next (NULL: none): rows pf_first, pf_first + pf_every,
+  // ... below kc of the blocks at pf0 and pf1, one pair of lines per k step that hits one.
+  const float* pf0;
+  const float* pf1;
+  size_t pf_first, pf_every, pf_rows;
 };
 
 template <int MR, int NBK>
@@ -56,7 +61,15 @@ void tile(const TileArgs& t) {
   }
   const float* a = t.a;
   const float* b = t.b;
+  size_t pf_countdown = t.pf0 ? t.pf_first + 1 : 0;
   for (size_t k = 0; k < t.kc; k++, b += kNR) {
+    if (pf_countdown && --pf_countdown == 0) {
+      pf_countdown = t.pf_every;
+      if (k < t.pf_rows) {
+        _mm_prefetch(reinterpret_cast<const char*>(t.pf0 + k * kNR), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(t.pf1 + k * kNR), _MM_HINT_T1);
+      }
+    }
     __m512 bv[NBK];
 #pragma GCC unroll 2
     for (int q = 0; q < NBK; q++) bv[q] = _mm512_load_ps(b + q * t.bstride);
@@ -116,16 +129,59 @@ extern "C" void ptq_sgemm_f32_avx512vnni(const ptq_sgemm_weights* w, const ptq_s
   if (m_begin >= m_end || nb_begin >= nb_end || k == 0) return;
   const size_t kstep = kKC;
   TileArgs t;
+  t.pf0 = t.pf1 = NULL;
+  t.pf_first = t.pf_rows = 0;
+  t.pf_every = 1;
   t.bias_init_gemm = io->bias_first != 0;
   t.lda = io->lda;
   t.ldc = io->ldc;
   t.bstride = k * kNR;
   t.relu = io->relu != 0;
-  for (size_t k0 = 0; k0 < k; k0 += t.kc) {
+  auto chunk = [&](size_t k0) {
     t.kc = k - k0 < kstep ? k - k0 : kstep;
     t.accumulate = k0 != 0;
     t.bias_init = k0 == 0 && t.bias_init_gemm;
     t.finish = k0 + t.kc == k;
+  };
+  if (m_end - m_begin <= w->n && k > kstep) {
+    // No more rows than columns (late layers at batch 1) and a long reduction: the weights
+    // dominate and come from L3 or DRAM. Each column pair runs all its k chunks in turn, so its two B blocks stream front
+    // to back once (chunk by chunk over every pair hopped between 2 * pairs streams per chunk),
+    // and the next chunk is prefetched meanwhile: a 512-channel 3x3 conv at 7x7 with its 9 MB of
+    // weights out of cache, 4.4 -> 4.0 ms. Same per-output sums in the same order.
+    const size_t tiles = (m_end - m_begin + kMR - 1) / kMR, base = (m_end - m_begin) / tiles,
+                 extra = (m_end - m_begin) % tiles;
+    for (size_t nb = nb_begin; nb < nb_end; nb += 2) {
+      const size_t nbk = nb_end - nb < 2 ? 1 : 2, col = nb * kNR;
+      t.last_mask = col_mask(n - (col + (nbk - 1) * kNR));
+      t.bias = w->bias ? w->bias + col : NULL;
+      for (size_t k0 = 0; k0 < k; k0 += t.kc) {
+        chunk(k0);
+        t.b = w->packed_b + nb * k * kNR + k0 * kNR;
+        // Meanwhile the row tiles prefetch the next chunk's B rows (tile ti: rows ti, ti + tiles,
+        // ...), or the next pair's first chunk: DRAM or L3 alone could not keep up with the FMAs.
+        const size_t next_nb = k0 + t.kc < k ? nb : nb + 2;
+        const size_t next_k0 = k0 + t.kc < k ? k0 + t.kc : 0;
+        const bool pf = next_nb < nb_end;
+        const float* next = w->packed_b + next_nb * k * kNR + next_k0 * kNR;
+        t.pf0 = pf ? next : NULL;
+        t.pf1 = pf && next_nb + 1 < nb_end ? next + k * kNR : next;
+        t.pf_every = tiles;
+        t.pf_rows = k - next_k0 < kstep ? k - next_k0 : kstep;
+        for (size_t ti = 0, i = m_begin; ti < tiles; ti++) {
+          const size_t rows = base + (ti >= tiles - extra);
+          t.a = io->a + i * t.lda + k0;
+          t.c = io->c + i * t.ldc + col;
+          t.pf_first = ti;
+          kTiles[nbk - 1][rows - 1](t);
+          i += rows;
+        }
+      }
+    }
+    return;
+  }
+  for (size_t k0 = 0; k0 < k; k0 += t.kc) {
+    chunk(k0);
     for (size_t m0 = m_begin; m0 < m_end; m0 += kMC) {
       const size_t m1 = m_end - m0 < kMC ? m_end : m0 + kMC;
       // Rows split evenly over ceil(rows / kMR) tiles (49 rows: 10+10+10+10+9, not 4 x 12 + 1): a
