@@ -10,9 +10,16 @@ namespace {
 size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
 // Output pixels per im2col block: about 128 KB of scratch (L2 resident), a multiple of the row
-// tiles of every SGEMM kernel (6 and 12), at least 24 rows.
-size_t im2col_block(size_t k) {
+// tiles of every SGEMM kernel (6 and 12), at least 24 rows; more for large weights (below).
+size_t im2col_block(size_t k, size_t n) {
   size_t mb = 32768 / (k ? k : 1);
+  // Weights past L2 (ResNet's layer2-4 3x3 convs): every block streams all of them from L3 or
+  // DRAM, so take as many rows as about 1.5 MB of im2col holds (a 512-channel 3x3 conv at 7x7 ran
+  // its 49 pixels as blocks of 24, 24 and 1, reading its 9 MB of weights three times).
+  if (k * round_up(n, PTQ_SGEMM_NR) * sizeof(float) > (512u << 10)) {
+    const size_t big = (1536u << 10) / (k * sizeof(float));
+    if (big > mb) mb = big;
+  }
   if (mb > 1200) mb = 1200;
   mb = mb / 12 * 12;
   return mb < 24 ? 24 : mb;
@@ -151,7 +158,7 @@ extern "C" int ptq_conv2d_f32_is_direct(const ptq_conv2d_geometry* g) {
 
 extern "C" size_t ptq_conv2d_f32_scratch_floats(const ptq_conv2d_f32_plan* plan) {
   if (ptq_conv2d_f32_is_direct(&plan->g)) return 0;
-  return im2col_block(plan->k) * plan->k;
+  return im2col_block(plan->k, plan->n) * plan->k;
 }
 
 extern "C" void ptq_conv2d_f32(const ptq_conv2d_f32_plan* plan, const float* x, size_t h, size_t w,
@@ -174,9 +181,11 @@ extern "C" void ptq_conv2d_f32(const ptq_conv2d_f32_plan* plan, const float* x, 
     }
     return;
   }
-  const size_t mb = im2col_block(k);
-  for (size_t p0 = p_begin; p0 < p_end; p0 += mb) {
-    const size_t rows = p_end - p0 < mb ? p_end - p0 : mb;
+  // Blocks of at most mb rows, split evenly (49 rows in blocks of 24: 24 + 24 + 1 streamed the
+  // weights a third time for one row).
+  const size_t mb = im2col_block(k, n), total = p_end - p_begin, blocks = (total + mb - 1) / mb;
+  for (size_t bi = 0, p0 = p_begin; bi < blocks; bi++) {
+    const size_t rows = total / blocks + (bi < total % blocks);
     for (size_t grp = 0; grp < groups; grp++) {
       im2col(g, x, h, w, oh, ow, p0, rows, grp, scratch);
       wg.packed_b = plan->packed_b + grp * panel;
@@ -184,5 +193,6 @@ extern "C" void ptq_conv2d_f32(const ptq_conv2d_f32_plan* plan, const float* x, 
       const ptq_sgemm_io io{scratch, k, y + p0 * cout + grp * n, cout, relu, 0};  // im2col: bias last
       plan->gemm(&wg, &io, 0, rows, nb_begin, nb_end < nb ? nb_end : nb);
     }
+    p0 += rows;
   }
 }

@@ -129,6 +129,7 @@ const KXK: ConvCase[] = [
   { name: '3x3 p1 on 2x3 input', cin: 3, cout: 15, k: 3, pad: 1, hw: [2, 3] },
   { name: '3x3 valid 64->16 (K=576: k chunks, im2col blocks)', cin: 64, cout: 16, k: 3, hw: [16, 16] },
   { name: '3x3 p1 48->70 5x5 (fewer pixels than channels: pair by pair, K=432 in 2 chunks)', cin: 48, cout: 70, k: 3, pad: 1, hw: [5, 5], relu: true },
+  { name: '3x3 p1 1024->3 7x7 (packed weights past L2: im2col blocks of 25 + 24)', cin: 1024, cout: 3, k: 3, pad: 1, hw: [7, 7] },
   { name: '3x3 d2 p2 6->17 14x14', cin: 6, cout: 17, k: 3, pad: 2, dilation: 2, hw: [14, 14], relu: true },
   { name: '5x5 p2 4->16 7x7', cin: 4, cout: 16, k: 5, pad: 2, hw: [7, 7] },
   { name: '7x7 s2 p3 ResNet stem 3->16 16x16', cin: 3, cout: 16, k: 7, stride: 2, pad: 3, hw: [16, 16], relu: true },
