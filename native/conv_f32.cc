@@ -46,6 +46,13 @@ inline void copy_floats(float* d, const float* s, size_t n) {
     memcpy(d + n - 8, s + n - 8, 8 * sizeof(float));
     return;
   }
+  if (n > 16) {
+    // 17-63 floats (a 7x7 stem's 21-float kernel rows): 8-float moves, the last one overlapping.
+    size_t i = 0;
+    for (; i + 8 < n; i += 8) memcpy(d + i, s + i, 8 * sizeof(float));
+    memcpy(d + n - 8, s + n - 8, 8 * sizeof(float));
+    return;
+  }
   if (n >= 4 && n < 8) {
     memcpy(d, s, 4 * sizeof(float));
     memcpy(d + n - 4, s + n - 4, 4 * sizeof(float));
