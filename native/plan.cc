@@ -119,7 +119,9 @@ ptq_qadd_params AddParams(const Op& op, size_t total) {
 }
 
 // Quantizes n float input samples into y (the plan's first op), on up to `threads` threads.
-void QuantizeInput(const Plan& plan, const Op& op, size_t n, const float* input, uint8_t* y, size_t threads) {
+// snapshot: y is a queued run's copy of its input, read later on another thread (streamed stores).
+void QuantizeInput(const Plan& plan, const Op& op, size_t n, const float* input, uint8_t* y, size_t threads,
+                   bool snapshot = false) {
   ThreadPool& pool = ThreadPool::Global();
   if (op.nchw_c) {
     // NCHW float input -> NHWC quint8: each channel plane is quantized by the SIMD kernel
@@ -129,7 +131,7 @@ void QuantizeInput(const Plan& plan, const Op& op, size_t n, const float* input,
 #if defined(PTQ_X86)
     if (c == 3 && plan.isa == PTQ_ISA_AVX512VNNI) {
       pool.ParallelFor(n, threads, [&](size_t b, size_t) {
-        ptq_quantize_nchw3_f32_u8_avx512vnni(input + b * 3 * hw, y + b * hw * 3, hw, op.scale, op.zp);
+        ptq_quantize_nchw3_f32_u8_avx512vnni(input + b * 3 * hw, y + b * hw * 3, hw, op.scale, op.zp, snapshot ? 1 : 0);
       });
       return;
     }
@@ -520,7 +522,7 @@ class PlanWorker : public Napi::AsyncWorker {
     if (r.plan->prequantize) {
       qin_ = r.plan->TakeQin();
       qin_.resize(in_count);  // reuses a recycled vector's memory
-      QuantizeInput(*r.plan, r.plan->ops.front(), r.n, r.in, qin_.data(), 1);
+      QuantizeInput(*r.plan, r.plan->ops.front(), r.n, r.in, qin_.data(), 1, /*snapshot=*/true);
     } else {
       in_ = r.plan->TakeIo(0);
       in_.assign(r.in, r.in + in_count);

@@ -41,8 +41,9 @@ typedef void (*ptq_dequantize_fn)(const uint8_t* x, float* y, size_t begin, size
 void ptq_quantize_f32_u8_scalar(const float* x, uint8_t* y, size_t begin, size_t end, float scale, int32_t zp);
 void ptq_quantize_f32_u8_avx2(const float* x, uint8_t* y, size_t begin, size_t end, float scale, int32_t zp);
 void ptq_quantize_f32_u8_avx512vnni(const float* x, uint8_t* y, size_t begin, size_t end, float scale, int32_t zp);
-// One NCHW image of 3 channels x hw floats -> NHWC bytes, as ptq_quantize_f32_u8_* per plane.
-void ptq_quantize_nchw3_f32_u8_avx512vnni(const float* x, uint8_t* y, size_t hw, float scale, int32_t zp);
+// One NCHW image of 3 channels x hw floats -> NHWC bytes, as ptq_quantize_f32_u8_* per plane;
+// stream != 0: non-temporal stores (when y is 16-byte aligned) for a destination read much later.
+void ptq_quantize_nchw3_f32_u8_avx512vnni(const float* x, uint8_t* y, size_t hw, float scale, int32_t zp, int stream);
 void ptq_dequantize_u8_f32_scalar(const uint8_t* x, float* y, size_t begin, size_t end, float scale, int32_t zp);
 void ptq_dequantize_u8_f32_avx2(const uint8_t* x, float* y, size_t begin, size_t end, float scale, int32_t zp);
 void ptq_dequantize_u8_f32_avx512vnni(const uint8_t* x, float* y, size_t begin, size_t end, float scale, int32_t zp);

@@ -115,7 +115,13 @@ struct Interleave3Masks {
 };
 const Interleave3Masks kInterleave3;
 
-extern "C" void ptq_quantize_nchw3_f32_u8_avx512vnni(const float* x, uint8_t* y, size_t hw, float scale, int32_t zp) {
+namespace {
+
+// kStream: non-temporal 16-byte stores (y 16-byte aligned), for a snapshot read much later by
+// another thread: no read-for-ownership of cold destination lines (64 snapshots queued at once
+// took 40 instead of 23 us each).
+template <bool kStream>
+void quantize_nchw3(const float* x, uint8_t* y, size_t hw, float scale, int32_t zp) {
   // Quantizes 3 channel planes of hw floats (NCHW, one image) into NHWC bytes: each plane as the
   // per-element kernel does, then one pshufb interleave per 16 pixels.
   const __m512 inv = _mm512_set1_ps(1.0f / scale);
@@ -132,9 +138,11 @@ extern "C" void ptq_quantize_nchw3_f32_u8_avx512vnni(const float* x, uint8_t* y,
 #pragma GCC unroll 3
     for (int k = 0; k < 3; k++) {
       const __m128i v = _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, mk[k][0]), _mm_shuffle_epi8(b, mk[k][1])), _mm_shuffle_epi8(c, mk[k][2]));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(y + 16 * k), v);
+      if (kStream) _mm_stream_si128(reinterpret_cast<__m128i*>(y + 16 * k), v);
+      else _mm_storeu_si128(reinterpret_cast<__m128i*>(y + 16 * k), v);
     }
   }
+  if (kStream) _mm_sfence();  // the snapshot is handed to another thread: order the streamed bytes first
   if (i < hw) {
     const __mmask16 m = tail_mask(hw - i);
     alignas(16) uint8_t t[3][16];
@@ -147,6 +155,14 @@ extern "C" void ptq_quantize_nchw3_f32_u8_avx512vnni(const float* x, uint8_t* y,
       y[2] = t[2][p];
     }
   }
+}
+
+}  // namespace
+
+extern "C" void ptq_quantize_nchw3_f32_u8_avx512vnni(const float* x, uint8_t* y, size_t hw, float scale, int32_t zp,
+                                                     int stream) {
+  if (stream && reinterpret_cast<uintptr_t>(y) % 16 == 0) quantize_nchw3<true>(x, y, hw, scale, zp);
+  else quantize_nchw3<false>(x, y, hw, scale, zp);
 }
 
 extern "C" void ptq_dequantize_u8_f32_avx512vnni(const uint8_t* x, float* y, size_t begin, size_t end, float scale,
