@@ -3,8 +3,10 @@
 // calling thread; run executes on a libuv worker (AsyncWorker) and resolves a Promise. Each op
 // splits its work over the intra-op pool; a plan runs one batch at a time (its arena is shared).
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -45,6 +47,10 @@ struct Plan {
   std::vector<Op> ops;
   std::vector<size_t> slot_offset, slot_bytes;  // per-sample bytes; offsets in the arena for max_batch
   size_t max_batch = 1, in_floats = 0, out_floats = 0, arena_bytes = 0;
+  // Sample regions per slot: max_batch, plus one per pool thread when batches run depth first
+  // (region max_batch + w is thread w's scratch; see RunPlan).
+  size_t regions = 1;
+  std::vector<int> handoff;  // slots ops from depth_first_end on read before writing them
   // Batches run ops [0, depth_first_end) depth first, the rest layer by layer (see RunPlan); 0 for
   // small models (a sample's activations far inside L2): per-op overheads then weigh more than
   // cache misses.
@@ -113,6 +119,30 @@ size_t DepthFirstEnd(const std::vector<Op>& ops) {
   return end;
 }
 
+// The slots that ops from `split` on read before writing them: what a sample run depth first up
+// to split hands over to the layer-by-layer rest.
+std::vector<int> Handoff(const std::vector<Op>& ops, size_t split) {
+  std::vector<int> live;
+  std::vector<bool> written;
+  auto mark = [&](int s) {
+    if (s < 0) return;
+    if (written.size() <= static_cast<size_t>(s)) written.resize(s + 1, false);
+    written[s] = true;
+  };
+  auto read = [&](int s) {
+    if (s < 0 || (static_cast<size_t>(s) < written.size() && written[s])) return;
+    if (std::find(live.begin(), live.end(), s) == live.end()) live.push_back(s);
+  };
+  for (size_t i = split; i < ops.size(); i++) {
+    const Op& op = ops[i];
+    if (op.kind != OpKind::kQuantize) read(op.in0);
+    if (op.kind == OpKind::kAdd || (op.kind == OpKind::kConv && op.fused_add)) read(op.in1);
+    if (op.kind != OpKind::kDequantize) mark(op.out);
+    if (op.kind == OpKind::kConv && op.fused_add) mark(op.out2);
+  }
+  return live;
+}
+
 // The add's kernel parameters (kind add, or a conv's fused add) over `total` elements.
 ptq_qadd_params AddParams(const Op& op, size_t total) {
   return ptq_qadd_params{op.scale, op.scale_b, op.scale_out, op.zp, op.zp_b, op.zp_out, op.relu, total};
@@ -163,15 +193,17 @@ void QuantizeInput(const Plan& plan, const Op& op, size_t n, const float* input,
   }
 }
 
-// Runs op on the n samples b0 .. b0 + n - 1: slot s of sample b lives at b * slot_bytes[s] inside
-// the slot. input, output and qinput (when set: the first op's output, already quantized) point
-// at sample b0's.
-void RunOp(const Plan& plan, const Op& op, size_t b0, size_t n, const float* input, float* output, size_t threads,
+// Slot s of sample region r.
+inline uint8_t* SlotAt(const Plan& plan, int s, size_t r) {
+  return plan.arena.get() + plan.slot_offset[s] * plan.regions + r * plan.slot_bytes[s];
+}
+
+// Runs op on n samples held in the sample regions r0 .. r0 + n - 1 of every slot. input, output
+// and qinput (when set: the first op's output, already quantized) point at the first sample's.
+void RunOp(const Plan& plan, const Op& op, size_t r0, size_t n, const float* input, float* output, size_t threads,
            const uint8_t* qinput = nullptr) {
   ThreadPool& pool = ThreadPool::Global();
-  auto slot = [&](int s) -> uint8_t* {
-    return plan.arena.get() + plan.slot_offset[s] * plan.max_batch + b0 * plan.slot_bytes[s];
-  };
+  auto slot = [&](int s) -> uint8_t* { return SlotAt(plan, s, r0); };
   switch (op.kind) {
     case OpKind::kQuantize: {
       uint8_t* y = slot(op.out);
@@ -261,11 +293,16 @@ bool RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t thr
   if (!op_ns && plan.depth_first_end > 0 && n >= 2 && n >= threads) {
     first = n - n % threads;
     split = plan.depth_first_end;
-    ThreadPool::Global().ParallelFor(first, threads, [&](size_t b, size_t) {
+    // Thread w keeps the sample it runs in its own scratch region, which stays warm in its cache
+    // from sample to sample (in region b, a MobileNetV2 batch of 16 ran 7% slower), and hands
+    // the slots the later ops read over to region b.
+    ThreadPool::Global().ParallelFor(first, threads, [&](size_t b, size_t worker) {
       const float* in = input ? input + b * plan.in_floats : nullptr;
       const uint8_t* qin = qinput ? qinput + b * plan.in_floats : nullptr;
       float* out = output + b * plan.out_floats;
-      for (size_t i = 0; i < split; i++) RunOp(plan, plan.ops[i], b, 1, in, out, 1, qin);
+      const size_t scratch = plan.max_batch + worker;
+      for (size_t i = 0; i < split; i++) RunOp(plan, plan.ops[i], scratch, 1, in, out, 1, qin);
+      for (int s : plan.handoff) memcpy(SlotAt(plan, s, b), SlotAt(plan, s, scratch), plan.slot_bytes[s]);
     });
     for (size_t i = 0; first < n && i < split; i++)
       RunOp(plan, plan.ops[i], first, n - first, input ? input + first * plan.in_floats : nullptr,
@@ -455,14 +492,21 @@ Napi::Value PlanCreate(const Napi::CallbackInfo& info) {
   }
   if (plan->ops.empty() || plan->ops.front().kind != OpKind::kQuantize || plan->ops.back().kind != OpKind::kDequantize)
     ThrowRange(env, "a plan starts with quantize and ends with dequantize");
-  if (off > kMaxArenaBytes / plan->max_batch)
-    ThrowRange(env, Cat("the activation arena would need ", static_cast<double>(off) * plan->max_batch, " bytes (limit ", kMaxArenaBytes, ")"));
   size_t input_readers = 0;
   for (const Op& op : plan->ops) input_readers += op.in0 == kInput || op.in1 == kInput;
   plan->prequantize = input_readers == 1 && plan->ops.front().in0 == kInput && plan->ops.front().count == plan->in_floats;
-  plan->arena_bytes = off * plan->max_batch;
-  if (off >= kDepthFirstMinBytes) plan->depth_first_end = DepthFirstEnd(plan->ops);
-  plan->arena = AlignedArray<uint8_t>(plan->arena_bytes);
+  if (off >= kDepthFirstMinBytes && plan->max_batch >= 2) {
+    plan->depth_first_end = DepthFirstEnd(plan->ops);
+    plan->handoff = Handoff(plan->ops, plan->depth_first_end);
+  }
+  plan->regions = plan->max_batch + (plan->depth_first_end ? ThreadPool::Global().Size() : 0);
+  if (off > kMaxArenaBytes / plan->regions)
+    ThrowRange(env, Cat("the activation arena would need ", static_cast<double>(off) * plan->regions, " bytes (limit ", kMaxArenaBytes, ")"));
+  plan->arena_bytes = off * plan->regions;
+  // Not zeroed: every slot is written before it is read, and untouched regions (a batch smaller
+  // than maxBatch) then cost no memory.
+  plan->arena.reset(static_cast<uint8_t*>(aligned_alloc(64, plan->arena_bytes ? plan->arena_bytes : 64)));
+  if (!plan->arena) throw std::bad_alloc();
   const int64_t bytes = static_cast<int64_t>(plan->arena_bytes);
   auto ext = Napi::External<Plan>::New(env, plan.release(), [](Napi::Env e, Plan* p) {
     Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(p->arena_bytes));
