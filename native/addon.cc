@@ -318,8 +318,6 @@ Napi::Value F32ConvPack(const Napi::CallbackInfo& info) {
   return WrapF32(env, std::move(p), &kF32ConvTag);
 }
 
-// f32Conv(packed, x Float32Array [n][h][w][cin], n, h, w, y Float32Array [n][oh][ow][cout], relu)
-
 // setNumThreads(n): threads of the eager float ops (0 = all); capped at the pool size.
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   SetEagerThreads(ArgSize(info, 0, "threads", 1u << 16));
@@ -330,6 +328,7 @@ Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(EagerThreads()));
 }
 
+// f32Conv(packed, x Float32Array [n][h][w][cin], n, h, w, y Float32Array [n][oh][ow][cout], relu)
 Napi::Value F32Conv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 7) ThrowType(env, "f32Conv expects 7 arguments");
