@@ -169,16 +169,23 @@ void QConvRun(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t
     });
     return;
   }
-  const size_t pix = oh * ow, tiles = (pix + kPixelTile - 1) / kPixelTile;
-  pool.ParallelFor(n * p.groups * tiles, threads, [&](size_t t, size_t) {
-    const size_t b = t / (p.groups * tiles), g = (t / tiles) % p.groups, tile = t % tiles;
+  const size_t pix = oh * ow, tiles = (pix + kPixelTile - 1) / kPixelTile, row_tasks = n * p.groups * tiles;
+  // Few pixel tiles (late layers: a 7x7 output is one tile) split the output columns too, or one
+  // thread would run the whole conv; each column part redoes its tile's im2col (cheap next to the
+  // GEMM there).
+  const ColumnSplit cols(nb, row_tasks, threads, threads);
+  const size_t nsplit = cols.parts;
+  pool.ParallelFor(row_tasks * nsplit, threads, [&](size_t t, size_t) {
+    const size_t rt = t / nsplit, ns = t % nsplit;
+    const size_t b = rt / (p.groups * tiles), g = (rt / tiles) % p.groups, tile = rt % tiles;
     const size_t p0 = tile * kPixelTile, p1 = p0 + kPixelTile < pix ? p0 + kPixelTile : pix;
     std::vector<uint8_t>& col = tls_col;
     if (col.size() < kPixelTile * k) col.resize(kPixelTile * k);
     Im2col(p, x, h, w, b, g, ow, p0, p1, col.data());
     const ptq_qgemm_io io{col.data(), k, y + (b * pix + p0) * p.cout + g * opg, p.cout};
-    p.kernel(&p.gemms[g].w, &io, 0, p1 - p0, 0, nb);
-    if (after) (*after)(b * pix + p0, b * pix + p1, g * opg, (g + 1) * opg);
+    const size_t b0 = cols.Begin(ns), b1 = cols.End(ns);
+    p.kernel(&p.gemms[g].w, &io, 0, p1 - p0, b0, b1);
+    if (after) (*after)(b * pix + p0, b * pix + p1, g * opg + b0 * PTQ_GEMM_NR, g * opg + (b1 * PTQ_GEMM_NR < opg ? b1 * PTQ_GEMM_NR : opg));
   });
 }
 
