@@ -94,6 +94,7 @@ struct Plan {
 constexpr size_t kMaxArenaBytes = size_t{1} << 34;  // 16 GiB: far beyond any real model at maxBatch
 
 constexpr size_t kElemChunk = 16384;
+constexpr size_t kPixelChunk = 4096;  // pixels per task when quantizing NCHW images (a multiple of 16)
 constexpr size_t kDepthFirstMinBytes = size_t(256) << 10;
 
 // Where a batch stops running depth first: after the last conv or gemm whose output (per sample)
@@ -160,8 +161,12 @@ void QuantizeInput(const Plan& plan, const Op& op, size_t n, const float* input,
     const ptq_quantize_fn quantize = QuantizeKernel(plan.isa);
 #if defined(PTQ_X86)
     if (c == 3 && plan.isa == PTQ_ISA_AVX512VNNI) {
-      pool.ParallelFor(n, threads, [&](size_t b, size_t) {
-        ptq_quantize_nchw3_f32_u8_avx512vnni(input + b * 3 * hw, y + b * hw * 3, hw, op.scale, op.zp, snapshot ? 1 : 0);
+      // Pixel chunks of every image over the threads (one image is most of a batch-1 run's input).
+      const size_t chunks = (hw + kPixelChunk - 1) / kPixelChunk;
+      pool.ParallelFor(n * chunks, threads, [&](size_t t, size_t) {
+        const size_t b = t / chunks, p0 = (t % chunks) * kPixelChunk, p1 = p0 + kPixelChunk < hw ? p0 + kPixelChunk : hw;
+        ptq_quantize_nchw3_f32_u8_avx512vnni(input + b * 3 * hw + p0, y + (b * hw + p0) * 3, p1 - p0, hw, op.scale, op.zp,
+                                             snapshot ? 1 : 0);
       });
       return;
     }
@@ -268,9 +273,17 @@ void RunOp(const Plan& plan, const Op& op, size_t r0, size_t n, const float* inp
                                       static_cast<float>(static_cast<double>(op.scale) / op.scale_out / static_cast<double>(op.hw)),
                                       op.zp, op.zp_out);
       return;
-    case OpKind::kMaxPool:
-      ptq_qmaxpool2d_u8_scalar(slot(op.in0), slot(op.out), n, op.h, op.w, op.c, op.k, op.stride, op.pad, op.oh, op.ow);
+    case OpKind::kMaxPool: {
+      // Rows in tasks of 8 over the threads (ResNet-50's 112x112x64 max pool: 0.11 ms on one).
+      const uint8_t* x = slot(op.in0);
+      uint8_t* y = slot(op.out);
+      const size_t rows = n * op.oh, per = 8, tasks = (rows + per - 1) / per;
+      pool.ParallelFor(tasks, threads, [&](size_t t, size_t) {
+        ptq_qmaxpool2d_u8_scalar(x, y, op.h, op.w, op.c, op.k, op.stride, op.pad, op.oh, op.ow, t * per,
+                                 (t + 1) * per < rows ? (t + 1) * per : rows);
+      });
       return;
+    }
   }
 }
 

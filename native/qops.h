@@ -41,9 +41,11 @@ typedef void (*ptq_dequantize_fn)(const uint8_t* x, float* y, size_t begin, size
 void ptq_quantize_f32_u8_scalar(const float* x, uint8_t* y, size_t begin, size_t end, float scale, int32_t zp);
 void ptq_quantize_f32_u8_avx2(const float* x, uint8_t* y, size_t begin, size_t end, float scale, int32_t zp);
 void ptq_quantize_f32_u8_avx512vnni(const float* x, uint8_t* y, size_t begin, size_t end, float scale, int32_t zp);
-// One NCHW image of 3 channels x hw floats -> NHWC bytes, as ptq_quantize_f32_u8_* per plane;
-// stream != 0: non-temporal stores (when y is 16-byte aligned) for a destination read much later.
-void ptq_quantize_nchw3_f32_u8_avx512vnni(const float* x, uint8_t* y, size_t hw, float scale, int32_t zp, int stream);
+// hw pixels of an NCHW image of 3 channel planes `plane` floats apart -> NHWC bytes, as
+// ptq_quantize_f32_u8_* per plane; stream != 0: non-temporal stores (when y is 16-byte aligned)
+// for a destination read much later.
+void ptq_quantize_nchw3_f32_u8_avx512vnni(const float* x, uint8_t* y, size_t hw, size_t plane, float scale, int32_t zp,
+                                          int stream);
 void ptq_dequantize_u8_f32_scalar(const uint8_t* x, float* y, size_t begin, size_t end, float scale, int32_t zp);
 void ptq_dequantize_u8_f32_avx2(const uint8_t* x, float* y, size_t begin, size_t end, float scale, int32_t zp);
 void ptq_dequantize_u8_f32_avx512vnni(const uint8_t* x, float* y, size_t begin, size_t end, float scale, int32_t zp);
@@ -66,9 +68,10 @@ void ptq_qmean_hw_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t hw, s
 void ptq_qadaptive_avgpool_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t hw, size_t c, float multiplier,
                                      int32_t in_zp, int32_t out_zp);
 
-// k x k max pooling, stride, symmetric padding over NHWC quint8.
-void ptq_qmaxpool2d_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t h, size_t w, size_t c,
-                              size_t k, size_t stride, size_t pad, size_t oh, size_t ow);
+// k x k max pooling, stride, symmetric padding over NHWC quint8: output rows [row_begin, row_end)
+// of the n * oh rows (row r = image r / oh, oy = r % oh).
+void ptq_qmaxpool2d_u8_scalar(const uint8_t* x, uint8_t* y, size_t h, size_t w, size_t c, size_t k,
+                              size_t stride, size_t pad, size_t oh, size_t ow, size_t row_begin, size_t row_end);
 
 // Observer statistics: aminmax with NaN detection, and torch.histc's bin counting
 // (bin = trunc(float32((x - left) * bins) / width), values in [left, right], last bin inclusive).

@@ -29,6 +29,10 @@ ThreadPool& ThreadPool::Global() {
 
 ThreadPool::ThreadPool(size_t threads) {
   for (size_t i = 1; i < threads; i++) workers_.emplace_back([this, i] { WorkerLoop(i); });
+  // The pool is ready once every worker runs at its priority (on a loaded machine a thread can
+  // start well after it is created, and its first regions would run un-reniced).
+  std::unique_lock<std::mutex> l(m_);
+  cv_.wait(l, [&] { return started_ == workers_.size(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -70,6 +74,11 @@ void ThreadPool::WorkerLoop(size_t index) {
   const int nice_now = getpriority(PRIO_PROCESS, 0);
   if (delta > 0 && errno == 0) setpriority(PRIO_PROCESS, 0, nice_now + delta < 19 ? nice_now + delta : 19);
 #endif
+  {
+    std::lock_guard<std::mutex> l(m_);
+    started_++;
+  }
+  cv_.notify_all();
   uint64_t seen = 0;
   for (;;) {
     uint64_t g = generation_.load(std::memory_order_acquire);

@@ -79,6 +79,7 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> busy_{0};
   std::atomic<bool> stop_{false};
+  size_t started_ = 0;  // workers past their start-up (renice), under m_
 };
 
 }  // namespace ptq

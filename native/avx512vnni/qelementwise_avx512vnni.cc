@@ -121,12 +121,12 @@ namespace {
 // another thread: no read-for-ownership of cold destination lines (64 snapshots queued at once
 // took 40 instead of 23 us each).
 template <bool kStream>
-void quantize_nchw3(const float* x, uint8_t* y, size_t hw, float scale, int32_t zp) {
+void quantize_nchw3(const float* x, uint8_t* y, size_t hw, size_t plane, float scale, int32_t zp) {
   // Quantizes 3 channel planes of hw floats (NCHW, one image) into NHWC bytes: each plane as the
   // per-element kernel does, then one pshufb interleave per 16 pixels.
   const __m512 inv = _mm512_set1_ps(1.0f / scale);
   const __m512i lo = _mm512_set1_epi32(-zp), hi = _mm512_set1_epi32(255 - zp), z = _mm512_set1_epi32(zp);
-  const float *x0 = x, *x1 = x + hw, *x2 = x + 2 * hw;
+  const float *x0 = x, *x1 = x + plane, *x2 = x + 2 * plane;
   __m128i mk[3][3];
   for (int k = 0; k < 3; k++)
     for (int s = 0; s < 3; s++) mk[k][s] = _mm_load_si128(reinterpret_cast<const __m128i*>(kInterleave3.m[k][s]));
@@ -159,10 +159,10 @@ void quantize_nchw3(const float* x, uint8_t* y, size_t hw, float scale, int32_t 
 
 }  // namespace
 
-extern "C" void ptq_quantize_nchw3_f32_u8_avx512vnni(const float* x, uint8_t* y, size_t hw, float scale, int32_t zp,
-                                                     int stream) {
-  if (stream && reinterpret_cast<uintptr_t>(y) % 16 == 0) quantize_nchw3<true>(x, y, hw, scale, zp);
-  else quantize_nchw3<false>(x, y, hw, scale, zp);
+extern "C" void ptq_quantize_nchw3_f32_u8_avx512vnni(const float* x, uint8_t* y, size_t hw, size_t plane, float scale,
+                                                     int32_t zp, int stream) {
+  if (stream && reinterpret_cast<uintptr_t>(y) % 16 == 0) quantize_nchw3<true>(x, y, hw, plane, scale, zp);
+  else quantize_nchw3<false>(x, y, hw, plane, scale, zp);
 }
 
 extern "C" void ptq_dequantize_u8_f32_avx512vnni(const uint8_t* x, float* y, size_t begin, size_t end, float scale,

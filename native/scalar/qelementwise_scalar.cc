@@ -69,23 +69,25 @@ inline void max_into(uint8_t* __restrict o, const uint8_t* __restrict a, size_t 
 }  // namespace
 
 // Padding taps are skipped (PyTorch pads max pooling with -inf), so 0 is a neutral start for u8.
-extern "C" void ptq_qmaxpool2d_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t h, size_t w, size_t c,
-                                         size_t k, size_t stride, size_t pad, size_t oh, size_t ow) {
-  for (size_t b = 0; b < n; b++)
-    for (size_t oy = 0; oy < oh; oy++)
-      for (size_t ox = 0; ox < ow; ox++) {
-        uint8_t* out = y + ((b * oh + oy) * ow + ox) * c;
-        memset(out, 0, c);
-        for (size_t ky = 0; ky < k; ky++) {
-          const ptrdiff_t iy = static_cast<ptrdiff_t>(oy * stride + ky) - static_cast<ptrdiff_t>(pad);
-          if (iy < 0 || iy >= static_cast<ptrdiff_t>(h)) continue;
-          for (size_t kx = 0; kx < k; kx++) {
-            const ptrdiff_t ix = static_cast<ptrdiff_t>(ox * stride + kx) - static_cast<ptrdiff_t>(pad);
-            if (ix < 0 || ix >= static_cast<ptrdiff_t>(w)) continue;
-            max_into(out, x + ((b * h + iy) * w + ix) * c, c);
-          }
+extern "C" void ptq_qmaxpool2d_u8_scalar(const uint8_t* x, uint8_t* y, size_t h, size_t w, size_t c, size_t k,
+                                         size_t stride, size_t pad, size_t oh, size_t ow, size_t row_begin,
+                                         size_t row_end) {
+  for (size_t row = row_begin; row < row_end; row++) {
+    const size_t b = row / oh, oy = row % oh;
+    for (size_t ox = 0; ox < ow; ox++) {
+      uint8_t* out = y + ((b * oh + oy) * ow + ox) * c;
+      memset(out, 0, c);
+      for (size_t ky = 0; ky < k; ky++) {
+        const ptrdiff_t iy = static_cast<ptrdiff_t>(oy * stride + ky) - static_cast<ptrdiff_t>(pad);
+        if (iy < 0 || iy >= static_cast<ptrdiff_t>(h)) continue;
+        for (size_t kx = 0; kx < k; kx++) {
+          const ptrdiff_t ix = static_cast<ptrdiff_t>(ox * stride + kx) - static_cast<ptrdiff_t>(pad);
+          if (ix < 0 || ix >= static_cast<ptrdiff_t>(w)) continue;
+          max_into(out, x + ((b * h + iy) * w + ix) * c, c);
         }
       }
+    }
+  }
 }
 
 extern "C" void ptq_qadaptive_avgpool_u8_scalar(const uint8_t* x, uint8_t* y, size_t n, size_t hw, size_t c, float multiplier,
