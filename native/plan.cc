@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -50,7 +49,9 @@ struct Plan {
   // Sample regions per slot: max_batch, plus one per pool thread when batches run depth first
   // (region max_batch + w is thread w's scratch; see RunPlan).
   size_t regions = 1;
-  std::vector<int> handoff;  // slots ops from depth_first_end on read before writing them
+  // What ops from depth_first_end on read before writing it: slot and bytes per sample (the
+  // stride those ops read a batch with, which may be less than the slot's size).
+  std::vector<std::pair<int, size_t>> handoff;
   // Batches run ops [0, depth_first_end) depth first, the rest layer by layer (see RunPlan); 0 for
   // small models (a sample's activations far inside L2): per-op overheads then weigh more than
   // cache misses.
@@ -120,24 +121,38 @@ size_t DepthFirstEnd(const std::vector<Op>& ops) {
   return end;
 }
 
-// The slots that ops from `split` on read before writing them: what a sample run depth first up
-// to split hands over to the layer-by-layer rest.
-std::vector<int> Handoff(const std::vector<Op>& ops, size_t split) {
-  std::vector<int> live;
+// Bytes per sample an op reads from its first input slot.
+size_t InBytes(const Op& op) {
+  switch (op.kind) {
+    case OpKind::kConv: return op.h * op.w * op.conv->cin;
+    case OpKind::kGemm: return op.rows * op.gemm->w.k;
+    case OpKind::kMeanHW:
+    case OpKind::kAdaptiveAvgPool: return op.hw * op.c;
+    case OpKind::kMaxPool: return op.h * op.w * op.c;
+    default: return op.count;  // add, dequantize (quantize reads the input, not a slot)
+  }
+}
+
+// What ops from `split` on read before writing it: what a sample run depth first up to split
+// hands over to the layer-by-layer rest, with the per-sample stride they read it at.
+std::vector<std::pair<int, size_t>> Handoff(const std::vector<Op>& ops, size_t split) {
+  std::vector<std::pair<int, size_t>> live;
   std::vector<bool> written;
   auto mark = [&](int s) {
     if (s < 0) return;
     if (written.size() <= static_cast<size_t>(s)) written.resize(s + 1, false);
     written[s] = true;
   };
-  auto read = [&](int s) {
+  auto read = [&](int s, size_t bytes) {
     if (s < 0 || (static_cast<size_t>(s) < written.size() && written[s])) return;
-    if (std::find(live.begin(), live.end(), s) == live.end()) live.push_back(s);
+    for (const auto& l : live)
+      if (l.first == s) return;
+    live.emplace_back(s, bytes);
   };
   for (size_t i = split; i < ops.size(); i++) {
     const Op& op = ops[i];
-    if (op.kind != OpKind::kQuantize) read(op.in0);
-    if (op.kind == OpKind::kAdd || (op.kind == OpKind::kConv && op.fused_add)) read(op.in1);
+    if (op.kind != OpKind::kQuantize) read(op.in0, InBytes(op));
+    if (op.kind == OpKind::kAdd || (op.kind == OpKind::kConv && op.fused_add)) read(op.in1, op.count);
     if (op.kind != OpKind::kDequantize) mark(op.out);
     if (op.kind == OpKind::kConv && op.fused_add) mark(op.out2);
   }
@@ -203,8 +218,10 @@ inline uint8_t* SlotAt(const Plan& plan, int s, size_t r) {
   return plan.arena.get() + plan.slot_offset[s] * plan.regions + r * plan.slot_bytes[s];
 }
 
-// Runs op on n samples held in the sample regions r0 .. r0 + n - 1 of every slot. input, output
-// and qinput (when set: the first op's output, already quantized) point at the first sample's.
+// Runs op on n samples. A batch (r0 == 0) lies back to back in each slot, at the op's own sizes
+// per sample; a single sample (n == 1) may sit in any sample region r0 (slot_bytes apart). input,
+// output and qinput (when set: the first op's output, already quantized) point at the first
+// sample's.
 void RunOp(const Plan& plan, const Op& op, size_t r0, size_t n, const float* input, float* output, size_t threads,
            const uint8_t* qinput = nullptr) {
   ThreadPool& pool = ThreadPool::Global();
@@ -287,6 +304,19 @@ void RunOp(const Plan& plan, const Op& op, size_t r0, size_t n, const float* inp
   }
 }
 
+// Runs sample b through ops [0, plan.depth_first_end) in sample region `scratch` on up to
+// `threads` threads, then hands the slots the later ops read over to sample b of a batch: at
+// b times the stride those ops read it with (a batch op takes its samples back to back).
+void RunSampleDepthFirst(const Plan& plan, size_t b, size_t scratch, const float* input, float* output,
+                         const uint8_t* qinput, size_t threads) {
+  const float* in = input ? input + b * plan.in_floats : nullptr;
+  const uint8_t* qin = qinput ? qinput + b * plan.in_floats : nullptr;
+  float* out = output + b * plan.out_floats;
+  for (size_t i = 0; i < plan.depth_first_end; i++) RunOp(plan, plan.ops[i], scratch, 1, in, out, threads, qin);
+  for (const auto& h : plan.handoff)
+    memcpy(SlotAt(plan, h.first, 0) + b * h.second, SlotAt(plan, h.first, scratch), h.second);
+}
+
 // Runs the plan; false (nothing run) when it has been disposed.
 // qinput: the first op already run on the input (see PlanWorker), or null.
 bool RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t threads, double* op_ns = nullptr,
@@ -296,30 +326,22 @@ bool RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t thr
   if (threads > ThreadPool::Global().Size()) threads = ThreadPool::Global().Size();
   // Batches run depth first: each thread takes whole samples through ops [0, depth_first_end), so
   // a sample's activations stay in its core's L2 from layer to layer and threads never wait on
-  // each other between layers. The last n % threads samples (if any) run those ops layer by layer
-  // with every thread on each op. The ops from depth_first_end on, whose weights outweigh a
-  // sample's activations (ResNet's layer3 and layer4, the classifier), then run layer by layer on
-  // the whole batch: each weight panel is read from memory once per batch, not once per sample.
-  // Small models and profiling (it times ops) keep the layer-by-layer order throughout.
+  // each other between layers. Thread w keeps the sample it runs in its own scratch region, warm
+  // in its cache from sample to sample (in region b, a MobileNetV2 batch of 16 ran 7% slower).
+  // The last n % threads samples (if any) go one by one with every thread on each op. The ops
+  // from depth_first_end on, whose weights outweigh a sample's activations (ResNet's layer3 and
+  // layer4, the classifier), then run layer by layer on the whole batch: each weight panel is
+  // read from memory once per batch, not once per sample. Small models and profiling (it times
+  // ops) keep the layer-by-layer order throughout.
   const size_t nops = plan.ops.size();
-  size_t first = 0, split = 0;
+  size_t split = 0;
   if (!op_ns && plan.depth_first_end > 0 && n >= 2 && n >= threads) {
-    first = n - n % threads;
+    const size_t first = n - n % threads;
     split = plan.depth_first_end;
-    // Thread w keeps the sample it runs in its own scratch region, which stays warm in its cache
-    // from sample to sample (in region b, a MobileNetV2 batch of 16 ran 7% slower), and hands
-    // the slots the later ops read over to region b.
     ThreadPool::Global().ParallelFor(first, threads, [&](size_t b, size_t worker) {
-      const float* in = input ? input + b * plan.in_floats : nullptr;
-      const uint8_t* qin = qinput ? qinput + b * plan.in_floats : nullptr;
-      float* out = output + b * plan.out_floats;
-      const size_t scratch = plan.max_batch + worker;
-      for (size_t i = 0; i < split; i++) RunOp(plan, plan.ops[i], scratch, 1, in, out, 1, qin);
-      for (int s : plan.handoff) memcpy(SlotAt(plan, s, b), SlotAt(plan, s, scratch), plan.slot_bytes[s]);
+      RunSampleDepthFirst(plan, b, plan.max_batch + worker, input, output, qinput, 1);
     });
-    for (size_t i = 0; first < n && i < split; i++)
-      RunOp(plan, plan.ops[i], first, n - first, input ? input + first * plan.in_floats : nullptr,
-            output + first * plan.out_floats, threads, qinput ? qinput + first * plan.in_floats : nullptr);
+    for (size_t b = first; b < n; b++) RunSampleDepthFirst(plan, b, plan.max_batch, input, output, qinput, threads);
   }
   for (size_t i = split; i < nops; i++) {
     const auto t0 = std::chrono::steady_clock::now();

@@ -64,6 +64,27 @@ test('ResNet-18 (maxpool, adaptive avg pool, add_relu, downsample) compiles and 
   }
 });
 
+test('ResNet-18 batches run depth first up to the weight-heavy layers, which then run on the whole batch (residual slots handed over): same outputs', () => {
+  const m = resnet18(10);
+  let s = 7;
+  for (const [, t] of m.stateDict()) for (let i = 0; i < t.numel; i++) { s = (s * 1103515245 + 12345) % 2147483648; t.data[i] = (s / 2147483648 - 0.5) * 0.2 + (t.shape.length === 1 ? 1 : 0); }
+  m.eval();
+  m.fuseModel();
+  m.qconfig = defaultQConfig;
+  prepare(m, true);
+  const xi = new Tensor(new Float32Array(3 * 3 * 128 * 128).map((_, i) => Math.sin(i * 0.37)), [3, 3, 128, 128]);
+  m.call(xi);
+  const q = convert(m);
+  const want = Array.from((q.call(xi) as Tensor).data);
+  for (const threads of [1, 2]) {
+    const c = compileModel(q, { inputShape: [3, 128, 128], maxBatch: 3, threads });
+    const info = c.info();
+    expect(info.depthFirstOps).toBeGreaterThan(1);
+    expect(info.depthFirstOps).toBeLessThan(info.ops - 2);
+    for (let k = 0; k < 2; k++) expect({ threads, k, y: Array.from(c.runSync(xi).data) }).toEqual({ threads, k, y: want });
+  }
+});
+
 test('deepCopy of a converted model runs and equals the original', () => {
   const { deepCopy } = require('../lib/nn/module') as typeof import('../lib/nn/module');
   const q = quantizedSmall('default');
