@@ -213,10 +213,7 @@ Napi::Value QMaxPool2d(const Napi::CallbackInfo& info) {
   CheckLength(env, x.ElementLength(), static_cast<double>(n) * h * w * c, "x (n*h*w*c)");
   CheckLength(env, y.ElementLength(), static_cast<double>(n) * oh * ow * c, "y (n*oh*ow*c)");
   CheckDisjoint(env, x, "x", y, "y");
-  const size_t rows = n * oh, per = 8, tasks = (rows + per - 1) / per;
-  ThreadPool::Global().ParallelFor(tasks, EagerThreads(), [&](size_t t, size_t) {
-    ptq_qmaxpool2d_u8_scalar(x.Data(), y.Data(), h, w, c, k, s, pad, oh, ow, t * per, (t + 1) * per < rows ? (t + 1) * per : rows);
-  });
+  QMaxPool2dRun(x.Data(), y.Data(), n, h, w, c, k, s, pad, oh, ow, EagerThreads());
   return env.Undefined();
 }
 

@@ -1,6 +1,7 @@
 // Quantized conv2d executor: direct GEMM for 1x1/stride 1, im2col + GEMM otherwise (per group),
 // the depthwise kernel for groups == channels. Work is split into tiles over output pixels so
-// the intra-op pool can run them in parallel; each worker has its own im2col scratch.
+// the intra-op pool can run them in parallel; each worker has its own im2col scratch. Max pooling
+// is split over the pool the same way (by output rows).
 #include <string.h>
 
 #include "dispatch.h"
@@ -186,6 +187,14 @@ void QConvRun(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t
     const size_t b0 = cols.Begin(ns), b1 = cols.End(ns);
     p.kernel(&p.gemms[g].w, &io, 0, p1 - p0, b0, b1);
     if (after) (*after)(b * pix + p0, b * pix + p1, g * opg + b0 * PTQ_GEMM_NR, g * opg + (b1 * PTQ_GEMM_NR < opg ? b1 * PTQ_GEMM_NR : opg));
+  });
+}
+
+void QMaxPool2dRun(const uint8_t* x, uint8_t* y, size_t n, size_t h, size_t w, size_t c, size_t k, size_t stride,
+                   size_t pad, size_t oh, size_t ow, size_t threads) {
+  const size_t rows = n * oh, per = 8, tasks = (rows + per - 1) / per;
+  ThreadPool::Global().ParallelFor(tasks, threads, [&](size_t t, size_t) {
+    ptq_qmaxpool2d_u8_scalar(x, y, h, w, c, k, stride, pad, oh, ow, t * per, (t + 1) * per < rows ? (t + 1) * per : rows);
   });
 }
 

@@ -23,6 +23,11 @@ using QConvTileFn = FunctionRef<void(size_t pix0, size_t pix1, size_t c0, size_t
 void QConvRun(const PackedQConv& p, const uint8_t* x, size_t n, size_t h, size_t w, uint8_t* y, size_t oh, size_t ow,
               size_t threads, const QConvTileFn* after = nullptr);
 
+// k x k max pooling (stride, symmetric padding) of NHWC quint8 [n][h][w][c] into [n][oh][ow][c],
+// output rows in tasks of 8 over up to `threads` threads of the pool.
+void QMaxPool2dRun(const uint8_t* x, uint8_t* y, size_t n, size_t h, size_t w, size_t c, size_t k, size_t stride,
+                   size_t pad, size_t oh, size_t ow, size_t threads);
+
 }  // namespace ptq
 
 #endif  // PTQ_QCONV_H_

@@ -3,6 +3,7 @@
 import { compileModel } from '../lib/inference';
 import { convert } from '../lib/quantization/convert';
 import { prepare } from '../lib/quantization/quantize';
+import { Module } from '../lib/nn/module';
 import { Tensor } from '../lib/tensor';
 import { qconfigByName } from '../lib/workflow';
 import { resnet18 } from '../lib/models';
@@ -43,17 +44,22 @@ describe.each([['default'], ['fbgemm']])('%s qconfig', (name) => {
   });
 });
 
-test('ResNet-18 (maxpool, adaptive avg pool, add_relu, downsample) compiles and matches', () => {
+/** A ResNet-18 (10 classes) with pseudo-random weights from `seed`, fused, calibrated on x, converted. */
+function quantizedResnet18(seed: number, x: Tensor): Module {
   const m = resnet18(10);
-  let s = 1;
+  let s = seed;
   for (const [, t] of m.stateDict()) for (let i = 0; i < t.numel; i++) { s = (s * 1103515245 + 12345) % 2147483648; t.data[i] = (s / 2147483648 - 0.5) * 0.2 + (t.shape.length === 1 ? 1 : 0); }
   m.eval();
   m.fuseModel();
   m.qconfig = defaultQConfig;
   prepare(m, true);
+  m.call(x);
+  return convert(m);
+}
+
+test('ResNet-18 (maxpool, adaptive avg pool, add_relu, downsample) compiles and matches', () => {
   const xi = new Tensor(new Float32Array(2 * 3 * 32 * 32).map((_, i) => Math.sin(i)), [2, 3, 32, 32]);
-  m.call(xi);
-  const q = convert(m);
+  const q = quantizedResnet18(1, xi);
   const want = Array.from((q.call(xi) as Tensor).data);
   // Each block's conv2 + add_relu runs as one op (the add tile by tile inside the conv): 1 and 2
   // threads, layer by layer (maxBatch 1) and depth first (maxBatch 2).
@@ -65,16 +71,8 @@ test('ResNet-18 (maxpool, adaptive avg pool, add_relu, downsample) compiles and 
 });
 
 test('ResNet-18 batches run depth first up to the weight-heavy layers, which then run on the whole batch (residual slots handed over): same outputs', () => {
-  const m = resnet18(10);
-  let s = 7;
-  for (const [, t] of m.stateDict()) for (let i = 0; i < t.numel; i++) { s = (s * 1103515245 + 12345) % 2147483648; t.data[i] = (s / 2147483648 - 0.5) * 0.2 + (t.shape.length === 1 ? 1 : 0); }
-  m.eval();
-  m.fuseModel();
-  m.qconfig = defaultQConfig;
-  prepare(m, true);
   const xi = new Tensor(new Float32Array(3 * 3 * 128 * 128).map((_, i) => Math.sin(i * 0.37)), [3, 3, 128, 128]);
-  m.call(xi);
-  const q = convert(m);
+  const q = quantizedResnet18(7, xi);
   const want = Array.from((q.call(xi) as Tensor).data);
   for (const threads of [1, 2]) {
     const c = compileModel(q, { inputShape: [3, 128, 128], maxBatch: 3, threads });
