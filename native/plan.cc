@@ -5,6 +5,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#define PTQ_MMAP_ARENA 1
+#endif
 
 #include <atomic>
 #include <chrono>
@@ -41,6 +45,33 @@ struct Op {
   const PackedQGemm* gemm = nullptr;
 };
 
+// The activation arena gets its own pages from the OS: dispose then always gives them back (from
+// malloc's heap a freed arena can stay resident, depending on what was allocated around it), and
+// pages no run touches cost nothing.
+struct ArenaFree {
+  size_t bytes = 0;
+  void operator()(uint8_t* p) const {
+#if defined(PTQ_MMAP_ARENA)
+    munmap(p, bytes);
+#else
+    free(p);
+#endif
+  }
+};
+using ArenaPtr = std::unique_ptr<uint8_t, ArenaFree>;
+
+ArenaPtr AllocArena(size_t bytes) {
+  if (bytes == 0) bytes = 64;
+#if defined(PTQ_MMAP_ARENA)
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+#else
+  void* p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!p) throw std::bad_alloc();
+#endif
+  return ArenaPtr(static_cast<uint8_t*>(p), ArenaFree{bytes});
+}
+
 struct Plan {
   ptq_isa isa = PTQ_ISA_SCALAR;  // level of the element-wise kernels (convs use their packed level)
   std::vector<Op> ops;
@@ -57,7 +88,7 @@ struct Plan {
   // cache misses.
   size_t depth_first_end = 0;
   bool prequantize = false;  // only the first op reads the input (a quantize): async runs do it up front
-  std::unique_ptr<uint8_t, AlignedFree> arena;
+  ArenaPtr arena;
   std::vector<Napi::Reference<Napi::Value>> keep;  // the packed-weight handles stay alive
   std::mutex mu;                                    // one run at a time per plan
   std::atomic<bool> disposed{false};                // set (under mu) by planDispose
@@ -531,10 +562,9 @@ Napi::Value PlanCreate(const Napi::CallbackInfo& info) {
   if (off > kMaxArenaBytes / plan->regions)
     ThrowRange(env, Cat("the activation arena would need ", static_cast<double>(off) * plan->regions, " bytes (limit ", kMaxArenaBytes, ")"));
   plan->arena_bytes = off * plan->regions;
-  // Not zeroed: every slot is written before it is read, and untouched regions (a batch smaller
-  // than maxBatch) then cost no memory.
-  plan->arena.reset(static_cast<uint8_t*>(aligned_alloc(64, plan->arena_bytes ? plan->arena_bytes : 64)));
-  if (!plan->arena) throw std::bad_alloc();
+  // Not written here: every slot is written before it is read, and untouched regions (a batch
+  // smaller than maxBatch) then cost no memory.
+  plan->arena = AllocArena(plan->arena_bytes);
   const int64_t bytes = static_cast<int64_t>(plan->arena_bytes);
   auto ext = Napi::External<Plan>::New(env, plan.release(), [](Napi::Env e, Plan* p) {
     Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(p->arena_bytes));
