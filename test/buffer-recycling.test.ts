@@ -137,3 +137,25 @@ test('a hook deep inside a child (not on the child itself) keeps its tensor inta
   c.at(1).registerForwardHook((_m, _in, out) => kept.push(out as Tensor));
   expectKeptIntact(s, kept);
 });
+
+test('a pooled block serves smaller requests down to half its size; its stale views are never recycled', () => {
+  // Larger than anything the other tests pool (their blocks could serve these requests).
+  const big = outputBuffer(3000000);
+  const block = big.buffer;
+  recycleBuffer(new Tensor(big, [3000000]));
+  // Too small for the block (under half of it): a fresh buffer.
+  const tiny = outputBuffer(1499999);
+  expect(tiny.buffer === block).toBe(false);
+  const small = outputBuffer(1800000);
+  expect(small.buffer === block).toBe(true);
+  expect(small.byteOffset).toBe(big.byteOffset);
+  expect(small.length).toBe(1800000);
+  // `big` is a stale view now (`small` is live in the same memory): recycling it does nothing.
+  recycleBuffer(new Tensor(big, [3000000]));
+  expect(outputBuffer(3000000).buffer === block).toBe(false);
+  // Once `small` is dead the block comes back, at its full size too.
+  recycleBuffer(new Tensor(small, [1800000]));
+  const again = outputBuffer(3000000);
+  expect(again.buffer === block).toBe(true);
+  expect(again.length).toBe(3000000);
+});
