@@ -2,6 +2,7 @@
 // (../shared/seed/ and scripts/tutorial_mobilenet_v2.py): QuantStub/DeQuantStub, FloatFunctional
 // skip adds, ReLU instead of ReLU6, x.mean([2, 3]) before the classifier, and fuseModel().
 import { BatchNorm2d, Conv2d, Dropout, Linear, ReLU, releaseActivation, Sequential } from '../nn/layers';
+import { forwardChunk, forwardInChunks, registerSampleWise } from '../nn/chunked';
 import { FloatFunctional } from '../nn/functional';
 import { Module } from '../nn/module';
 import { DeQuantStub, QuantStub } from '../nn/stubs';
@@ -100,6 +101,12 @@ export class MobileNetV2 extends Module {
     this.addModule('classifier', new Sequential(new Dropout(0.2), new Linear(this.lastChannel, numClasses)));
   }
   forward(input: unknown): Tensor {
+    // An eval-mode float batch runs in chunks of samples that stay in cache (see nn/chunked).
+    const chunk = forwardChunk(this, input);
+    if (chunk) return forwardInChunks(input as Tensor, chunk, (x) => this.forwardBatch(x));
+    return this.forwardBatch(input);
+  }
+  private forwardBatch(input: unknown): Tensor {
     // Float model: Tensors throughout. Converted model: QTensors between quant and dequant.
     const features = this._modules.get('features')!, classifier = this._modules.get('classifier')!;
     const q = this._modules.get('quant')!.call(input) as Tensor | QTensor;
@@ -122,6 +129,10 @@ export class MobileNetV2 extends Module {
     }
   }
 }
+
+registerSampleWise(ConvBNReLU);
+registerSampleWise(InvertedResidual);
+registerSampleWise(MobileNetV2);
 
 /** A tutorial MobileNetV2. */
 export function mobilenetV2(o: MobileNetV2Options = {}): MobileNetV2 {

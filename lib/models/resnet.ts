@@ -1,6 +1,7 @@
 // torchvision's quantizable ResNet (torchvision/models/quantization/resnet.py): QuantStub in,
 // DeQuantStub out, FloatFunctional add_relu for the residuals, fuseModel() as torchvision's.
 import { AdaptiveAvgPool2d, BatchNorm2d, callChain, Conv2d, Linear, MaxPool2d, ReLU, releaseActivation, Sequential } from '../nn/layers';
+import { forwardChunk, forwardInChunks, registerSampleWise } from '../nn/chunked';
 import { FloatFunctional } from '../nn/functional';
 import { Module } from '../nn/module';
 import { DeQuantStub, QuantStub } from '../nn/stubs';
@@ -117,6 +118,12 @@ export class ResNet extends Module {
     return new Sequential(...mods);
   }
   forward(input: unknown): Tensor {
+    // An eval-mode float batch runs in chunks of samples that stay in cache (see nn/chunked).
+    const chunk = forwardChunk(this, input);
+    if (chunk) return forwardInChunks(input as Tensor, chunk, (x) => this.forwardBatch(x));
+    return this.forwardBatch(input);
+  }
+  private forwardBatch(input: unknown): Tensor {
     const pooled = callChain(this, ['quant', 'conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4', 'avgpool'], input) as Tensor | QTensor;
     const logits = call(this, 'fc', pooled.flatten(1));
     releaseActivation(pooled, [input, logits], [this._modules.get('avgpool')!, this._modules.get('fc')!]);
@@ -131,6 +138,10 @@ export class ResNet extends Module {
     for (const m of [...this.modules()]) if (m instanceof BasicBlock || m instanceof Bottleneck) m.fuseModel();
   }
 }
+
+registerSampleWise(BasicBlock);
+registerSampleWise(Bottleneck);
+registerSampleWise(ResNet);
 
 /** Quantizable ResNet-18. */
 export function resnet18(numClasses = 1000): ResNet {
