@@ -158,13 +158,26 @@ describe('element-wise ops, native vs reference (bit-exact)', () => {
       nativeBackend.qmeanHW(x, bn, hw, c, got, 0.0431, 9);
       expect(got).toEqual(want);
     }
-    const [h, w, c] = [9, 8, 5];
-    const x = new Uint8Array(2 * h * w * c).map(() => randInt(r, 0, 255));
-    const oh = convOutSize(h, 3, 2, 1, 1), ow = convOutSize(w, 3, 2, 1, 1);
-    const want = new Uint8Array(2 * oh * ow * c), got = new Uint8Array(want.length);
-    referenceBackend.qmaxpool2d(x, 2, h, w, c, 3, 2, 1, want);
-    nativeBackend.qmaxpool2d(x, 2, h, w, c, 3, 2, 1, got);
-    expect(got).toEqual(want);
+    // Channels below, at and past the 64-channel vector blocks; windows cut by every border.
+    for (const [h, w, c, k, s, pad] of [[9, 8, 5, 3, 2, 1], [9, 8, 64, 3, 2, 1], [7, 10, 67, 3, 1, 1], [6, 6, 130, 2, 2, 0], [5, 9, 128, 3, 3, 1], [1, 1, 64, 1, 1, 0]]) {
+      const x = new Uint8Array(2 * h * w * c).map(() => randInt(r, 0, 255));
+      const oh = convOutSize(h, k, s, pad, 1), ow = convOutSize(w, k, s, pad, 1);
+      const want = new Uint8Array(2 * oh * ow * c), got = new Uint8Array(want.length);
+      referenceBackend.qmaxpool2d(x, 2, h, w, c, k, s, pad, want);
+      nativeBackend.qmaxpool2d(x, 2, h, w, c, k, s, pad, got);
+      expect(got).toEqual(want);
+    }
+  });
+  test('adaptive average pooling to 1x1 (integer sums, channel blocks of 512)', () => {
+    for (const [bn, hw, c] of [[1, 1, 7], [2, 49, 33], [3, 16, 600], [1, 49, 2048]]) {
+      const x = new Uint8Array(bn * hw * c).map(() => randInt(r, 0, 255));
+      const want = new Uint8Array(bn * c), got = new Uint8Array(bn * c);
+      // Scales as the model holds them (float32): the binding reads them as such.
+      const [si, so] = [Math.fround(0.0431), Math.fround(0.0227)];
+      referenceBackend.qadaptiveAvgPool(x, bn, hw, c, want, si, 9, so, 4);
+      nativeBackend.qadaptiveAvgPool(x, bn, hw, c, got, si, 9, so, 4);
+      expect(got).toEqual(want);
+    }
   });
 });
 
