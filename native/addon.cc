@@ -359,9 +359,15 @@ Napi::Value F32Conv(const Napi::CallbackInfo& info) {
     });
   } else {
     const size_t need = ptq_conv2d_f32_scratch_floats(&p->plan);
-    const size_t pixels = n * oh * ow, per = 384, ptasks = (pixels + per - 1) / per, threads = EagerThreads();
-    // Few pixels (late layers, 7x7 or 14x14): split the output columns too, so every thread has
-    // work (each column-split task redoes its pixels' im2col, cheap next to the GEMM there).
+    const size_t pixels = n * oh * ow, threads = EagerThreads();
+    size_t ptasks = (pixels + 383) / 384;
+    // Few row tasks but more pixels than output channels (the activations outweigh the weights,
+    // as in MobileNetV2's 14x14 1x1 convs): 2 per thread, so each thread reads only its own rows
+    // (at 196 pixels one task had run them all, its columns split: 1.15x from a second thread).
+    if (threads > 1 && ptasks < 2 * threads && pixels >= p->plan.n) ptasks = pixels < 2 * threads ? pixels : 2 * threads;
+    // Still few (late layers, 7x7 or 14x14, weights outweigh the pixels): split the output columns
+    // too, so every thread has work (each column-split task redoes its pixels' im2col, cheap next
+    // to the GEMM there).
     const ColumnSplit cols((p->plan.n + PTQ_SGEMM_NR - 1) / PTQ_SGEMM_NR, ptasks, threads, 2 * threads);
     const size_t nsplit = cols.parts;
     std::atomic<bool> oom{false};
@@ -372,7 +378,8 @@ Napi::Value F32Conv(const Napi::CallbackInfo& info) {
         return;
       }
       const size_t pt = t / nsplit, ns = t % nsplit;
-      ptq_conv2d_f32(&p->plan, x, h, w, y, oh, ow, relu ? 1 : 0, pt * per, (pt + 1) * per < pixels ? (pt + 1) * per : pixels,
+      // Rows split evenly (384 pixels a task for large layers).
+      ptq_conv2d_f32(&p->plan, x, h, w, y, oh, ow, relu ? 1 : 0, pixels * pt / ptasks, pixels * (pt + 1) / ptasks,
                      cols.Begin(ns), cols.End(ns), scratch);
     });
     if (oom) throw Napi::Error::New(env, Cat("out of memory allocating the im2col scratch (", need * sizeof(float), " bytes)"));

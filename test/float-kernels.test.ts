@@ -3,6 +3,7 @@
 // must match bit for bit whatever the summation order: checks indexing, borders, tails) and with
 // uniform [-1, 1) data (must agree to float32 rounding: |d| <= 1e-5 * sqrt(K) * sum|terms|).
 import { loadNative } from '../lib/kernels';
+import { setNumThreads } from '../lib/kernels/native';
 import { Conv2dGeometry, convOutSize } from '../lib/kernels/float';
 import { nativeFloatKernels } from '../lib/kernels/native-float';
 import { referenceFloatKernels } from '../lib/kernels/reference/float';
@@ -179,6 +180,37 @@ describe.each(MODES.map((m) => [m]))('native float linear vs reference (%s data,
   });
 });
 
+describe('native float conv2d: the same bits on 1 and 2 threads', () => {
+  // Rows split 2 per thread when the pixels outnumber the output channels (14x14 1x1), columns
+  // split when they do not (7x7 late layers), or 384-pixel tasks: every output summed the same way.
+  const CASES: ConvCase[] = [
+    { name: '1x1 576->96 14x14', cin: 576, cout: 96, k: 1, hw: [14, 14] },
+    { name: '1x1 160->960 7x7', cin: 160, cout: 960, k: 1, hw: [7, 7], relu: true },
+    { name: '1x1 32->192 28x28 n2', cin: 32, cout: 192, k: 1, hw: [28, 28], n: 2 },
+    { name: '3x3 p1 64->64 14x14', cin: 64, cout: 64, k: 3, pad: 1, hw: [14, 14], relu: true },
+    { name: '1x1 8->4 1x3 (fewer pixels than tasks)', cin: 8, cout: 4, k: 1, hw: [1, 3] },
+  ];
+  afterEach(() => setNumThreads(0));
+  test.each(CASES.map((c) => [c.name, c]))('%s', (_name, c) => {
+    const g = geometry(c as ConvCase);
+    const { n = 1, hw: [h, w], relu = false } = c as ConvCase;
+    const r = rng(seed++);
+    const wt = fill(g.outChannels * g.inChannels * g.kernelH * g.kernelW, r, 'float'), b = fill(g.outChannels, r, 'float');
+    const x = fill(n * h * w * g.inChannels, r, 'float');
+    const oh = convOutSize(h, g.kernelH, g.strideH, g.padH, g.dilationH), ow = convOutSize(w, g.kernelW, g.strideW, g.padW, g.dilationW);
+    const p = nat.packConv2d(wt, b, g);
+    const out = (threads: number) => {
+      setNumThreads(threads);
+      const y = new Float32Array(n * oh * ow * g.outChannels).fill(NaN);
+      nat.conv2d(p, x, n, h, w, y, relu);
+      return y;
+    };
+    const one = out(1);
+    expect(one.some(Number.isNaN)).toBe(false);
+    expect(Buffer.from(out(2).buffer).equals(Buffer.from(one.buffer))).toBe(true);
+  });
+});
+
 describe('native float conv2d at every input/output alignment (subarray views)', () => {
   // The depthwise kernels align their channel blocks to x (C a multiple of the vector width);
   // views at each float offset mod 64 bytes hit every peel width, with y at another offset.
@@ -256,7 +288,7 @@ describe('native float element-wise, mean, transpose and max pool vs reference (
     }
   });
   test('toChannelsLast over block tails (c and hw around 16)', () => {
-    for (const [n, c, hw] of [[1, 3, 50176], [2, 1, 1], [1, 15, 17], [2, 16, 16], [1, 17, 33], [3, 40, 9]]) {
+    for (const [n, c, hw] of [[1, 3, 50176], [2, 3, 40001], [1, 3, 5], [2, 1, 1], [1, 15, 17], [2, 16, 16], [1, 17, 33], [3, 40, 9]]) {
       const x = data(n * c * hw, c + hw), y1 = new Float32Array(x.length), y2 = new Float32Array(x.length);
       nat.toChannelsLast(x, n, c, hw, y1);
       ref.toChannelsLast(x, n, c, hw, y2);
