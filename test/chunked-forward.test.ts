@@ -37,44 +37,51 @@ function unchunked(m: Module, x: Tensor): number[] {
 
 afterEach(() => api.setNumThreads(0));
 
-test.each([1, 2])('ResNet-18 and MobileNetV2 batches run in chunks with %i thread(s), bit-identical to the whole batch', (threads) => {
+/** n images of s x s pixels. */
+const images = (n: number, s: number) => new Tensor(new Float32Array(n * 3 * s * s).map((_, i) => Math.sin(i * 0.37)), [n, 3, s, s]);
+
+test.each([
+  [1, 224, 3, [1, 1, 1]],
+  [2, 112, 9, [4, 4, 1]],
+])('with %i thread(s), %i-pixel-square images in a batch of %i: ResNet-18 and MobileNetV2 run in chunks, bit-identical to the whole batch', (threads, size, n, chunks) => {
   api.setNumThreads(threads);
-  const chunk = chunkSamples();
-  expect(chunk).toBe(threads === 1 ? 1 : 4);
+  // 1 sample a chunk on one thread, 2 per thread otherwise, at least one 224x224 image of input.
+  expect(chunkSamples(size * size)).toBe(chunks[0]);
   const r = api.resnet18(10).eval();
   r.fuseModel();
-  const x = new Tensor(new Float32Array(5 * 3 * 32 * 32).map((_, i) => Math.sin(i * 0.37)), [5, 3, 32, 32]);
+  const x = images(n, size);
   const want = unchunked(r, x);
   let got: number[] = [];
   const seen = batchesSeen(r.getSubmodule('conv1'), () => (got = Array.from((r.call(x) as Tensor).data)));
-  expect(seen).toEqual(threads === 1 ? [1, 1, 1, 1, 1] : [4, 1]);
+  expect(seen).toEqual(chunks);
   expect(got).toEqual(want);
-  // The MobileNetV2 fixture, unfused (BatchNorm modules run on their own).
+  // The MobileNetV2 fixture's weights, unfused (BatchNorm modules run on their own).
   const m = smallModel();
-  const xs = smallInput();
-  const wantM = unchunked(m, xs);
-  const y = m.call(xs) as Tensor;
-  expect(y.shape).toEqual([8, wantM.length / 8]);
+  const wantM = unchunked(m, x);
+  const y = m.call(x) as Tensor;
+  expect(y.shape).toEqual([n, wantM.length / n]);
   expect(Array.from(y.data)).toEqual(wantM);
 });
 
-test('the root sees the whole batch; hooks below it, training mode and observers turn chunking off', () => {
+test('the root sees the whole batch; small images, hooks below the root, training mode and observers turn chunking off', () => {
   api.setNumThreads(2);
   const m = smallModel();
-  const x = smallInput();
+  const x = images(5, 224);
   expect(forwardChunk(m, x)).toBe(4);
   const roots: number[] = [];
   m.registerForwardHook((_mod, inputs, out) => roots.push((inputs[0] as Tensor).shape[0], (out as Tensor).shape[0]));
   m.call(x);
-  expect(roots).toEqual([8, 8]);
-  // A batch no larger than a chunk, or not a 4-D tensor: at once.
-  expect(forwardChunk(m, new Tensor(new Float32Array(4 * 3 * 28 * 28), [4, 3, 28, 28]))).toBe(0);
+  expect(roots).toEqual([5, 5]);
+  // A batch no larger than a chunk, small images (a batch of 8 28x28 images fits in cache), or
+  // not a 4-D tensor: at once.
+  expect(forwardChunk(m, images(4, 224))).toBe(0);
+  expect(forwardChunk(m, smallInput())).toBe(0);
   expect(forwardChunk(m, new Tensor(new Float32Array(8 * 3 * 28), [8, 3, 28]))).toBe(0);
   // A hook deeper in the tree would see chunks.
   const seenByHook: number[] = [];
   const remove = m.getSubmodule('features.1').registerForwardHook((_mod, inputs) => seenByHook.push((inputs[0] as Tensor).shape[0]));
   m.call(x);
-  expect(seenByHook).toEqual([8]);
+  expect(seenByHook).toEqual([5]);
   remove();
   // Training mode (BatchNorm would use the batch's statistics).
   m.train();
@@ -96,10 +103,10 @@ test('a model with a class not known to be sample-wise runs its batch at once', 
   }
   const m = smallModel();
   m.addModule('extra', new Custom());
-  expect(forwardChunk(m, smallInput())).toBe(0);
+  expect(forwardChunk(m, images(5, 224))).toBe(0);
   // A subclass of a registered class may override forward: not sample-wise either.
   class MySequential extends api.Sequential {}
   const m2 = smallModel();
   m2.addModule('extra', new MySequential());
-  expect(forwardChunk(m2, smallInput())).toBe(0);
+  expect(forwardChunk(m2, images(5, 224))).toBe(0);
 });
