@@ -71,6 +71,10 @@ export interface Binding {
   histcCountsF32(x: Float32Array, left: number, right: number, width: number, counts: Int32Array): void;
   /** y = a + b (op 0), relu(a + b) (1) or a * b (2), element-wise in float32. */
   f32Binary(a: Float32Array, b: Float32Array, y: Float32Array, op: 0 | 1 | 2): void;
+  /** y[p][ch] = x[p][ch] * alpha[ch] + beta[ch] (float32 multiply, then add) over pixels x c. */
+  f32ChannelAffine(x: Float32Array, pixels: number, c: number, alpha: Float32Array, beta: Float32Array, y: Float32Array): void;
+  /** y = x > 0 ? min(x, max) : 0 element-wise (NaN gives 0); y may be x. */
+  f32Relu(x: Float32Array, y: Float32Array, max: number): void;
   /** y[n][c] = float32(double sum over the hw pixels of NHWC x, in pixel order, / hw). */
   f32MeanHW(x: Float32Array, n: number, hw: number, c: number, y: Float32Array): void;
   /** NCHW x -> NHWC y. */

@@ -273,6 +273,55 @@ Napi::Value F32Binary(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// f32ChannelAffine(x, pixels, c, alpha, beta, y): y[p][ch] = x[p][ch] * alpha[ch] + beta[ch]
+Napi::Value F32ChannelAffine(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 6) ThrowType(env, "f32ChannelAffine expects 6 arguments");
+  auto x = ArgArray<float>(info, 0, "x", napi_float32_array, "Float32Array");
+  const size_t pixels = ArgSize(info, 1, "pixels", 1u << 30), c = ArgSize(info, 2, "c", 1u << 24);
+  auto alpha = ArgArray<float>(info, 3, "alpha", napi_float32_array, "Float32Array");
+  auto beta = ArgArray<float>(info, 4, "beta", napi_float32_array, "Float32Array");
+  auto y = ArgArray<float>(info, 5, "y", napi_float32_array, "Float32Array");
+  CheckLength(env, x.ElementLength(), static_cast<double>(pixels) * c, "x (pixels*c)");
+  CheckLength(env, y.ElementLength(), static_cast<double>(pixels) * c, "y (pixels*c)");
+  CheckLength(env, alpha.ElementLength(), static_cast<double>(c), "alpha (c)");
+  CheckLength(env, beta.ElementLength(), static_cast<double>(c), "beta (c)");
+  CheckDisjoint(env, x, "x", y, "y");
+  CheckDisjoint(env, alpha, "alpha", y, "y");
+  CheckDisjoint(env, beta, "beta", y, "y");
+  if (c == 0) return env.Undefined();
+  // Memory-bound, like f32Binary: ~64K floats a task, over the pool once there are a few.
+  const size_t per = (65535 + c) / c, tasks = (pixels + per - 1) / per;
+  const float *px = x.Data(), *pa = alpha.Data(), *pb = beta.Data();
+  float* py = y.Data();
+  ThreadPool::Global().ParallelFor(tasks, tasks >= 4 ? EagerThreads() : 1, [&](size_t t, size_t) {
+    ptq_channel_affine_f32_scalar(px, py, c, pa, pb, t * per, (t + 1) * per < pixels ? (t + 1) * per : pixels);
+  });
+  return env.Undefined();
+}
+
+// f32Relu(x, y, max): y = x > 0 ? min(x, max) : 0 element-wise
+Napi::Value F32Relu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3) ThrowType(env, "f32Relu expects 3 arguments");
+  auto x = ArgArray<float>(info, 0, "x", napi_float32_array, "Float32Array");
+  auto y = ArgArray<float>(info, 1, "y", napi_float32_array, "Float32Array");
+  if (!info[2].IsNumber()) ThrowType(env, "max must be a number");
+  const float max = static_cast<float>(info[2].As<Napi::Number>().DoubleValue());
+  if (!(max >= 0.0f)) ThrowRange(env, "max must be at least 0");
+  CheckLength(env, y.ElementLength(), static_cast<double>(x.ElementLength()), "y (x.length)");
+  const size_t n = x.ElementLength(), chunk = 65536, tasks = (n + chunk - 1) / chunk;
+  const float* px = x.Data();
+  float* py = y.Data();
+  // y may be x itself (in place) but not a shifted view of it.
+  if (px != py) CheckDisjoint(env, x, "x", y, "y");
+  ThreadPool::Global().ParallelFor(tasks, tasks >= 4 ? EagerThreads() : 1, [&](size_t t, size_t) {
+    const size_t s = t * chunk, e = s + chunk < n ? s + chunk : n;
+    ptq_relu_f32_scalar(px + s, py + s, e - s, max);
+  });
+  return env.Undefined();
+}
+
 // f32MeanHW(x, n, hw, c, y): y[n][c] = mean over the hw pixels of NHWC x
 Napi::Value F32MeanHW(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -361,6 +410,8 @@ void RegisterQOps(Napi::Env env, Napi::Object exports) {
   exports.Set("minmaxF32", Napi::Function::New(env, MinMaxF32, "minmaxF32"));
   exports.Set("histcCountsF32", Napi::Function::New(env, HistcCountsF32, "histcCountsF32"));
   exports.Set("f32Binary", Napi::Function::New(env, F32Binary, "f32Binary"));
+  exports.Set("f32ChannelAffine", Napi::Function::New(env, F32ChannelAffine, "f32ChannelAffine"));
+  exports.Set("f32Relu", Napi::Function::New(env, F32Relu, "f32Relu"));
   exports.Set("f32MeanHW", Napi::Function::New(env, F32MeanHW, "f32MeanHW"));
   exports.Set("f32ToChannelsLast", Napi::Function::New(env, F32ToChannelsLast, "f32ToChannelsLast"));
   exports.Set("f32MaxPool2d", Napi::Function::New(env, F32MaxPool2d, "f32MaxPool2d"));

@@ -83,6 +83,12 @@ void ptq_histc_counts_f32_scalar(const float* x, size_t n, float left, float rig
 #define PTQ_F32_ADD_RELU 1
 #define PTQ_F32_MUL 2
 void ptq_binary_f32_scalar(const float* a, const float* b, float* y, size_t n, int32_t op);
+// y[p][ch] = x[p][ch] * alpha[ch] + beta[ch], a float32 multiply then add (eval BatchNorm2d), for
+// pixels [p_begin, p_end) of c channels.
+void ptq_channel_affine_f32_scalar(const float* x, float* y, size_t c, const float* alpha, const float* beta,
+                                   size_t p_begin, size_t p_end);
+// y = x > 0 ? (x > max ? max : x) : 0 element-wise (NaN gives 0): ReLU and ReLU6.
+void ptq_relu_f32_scalar(const float* x, float* y, size_t n, float max);
 // y[b][c] = float(double sum over pixels in order / hw).
 void ptq_mean_hw_f32_scalar(const float* x, float* y, size_t n, size_t hw, size_t c);
 // One image: pixels [p_begin, p_end) of NCHW x -> NHWC y.

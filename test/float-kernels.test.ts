@@ -279,6 +279,36 @@ describe('native float element-wise, mean, transpose and max pool vs reference (
     expect(() => nat.binary('add', a, a, a)).toThrow(RangeError);
     expect(() => nat.binary('sub' as never, a, a, y1)).toThrow(RangeError);
   });
+  test('channelAffine (eval BatchNorm2d: multiply, then add) over channel counts and pixel chunks', () => {
+    for (const [pixels, c] of [[0, 3], [1, 1], [7, 3], [5, 15], [9, 16], [3, 17], [200, 64], [1100, 96], [2, 1000]]) {
+      const x = data(pixels * c, c + pixels), alpha = data(c, c + 1), beta = data(c, c + 2);
+      const y1 = new Float32Array(x.length).fill(NaN), y2 = new Float32Array(x.length);
+      nat.channelAffine(x, pixels, c, alpha, beta, y1);
+      ref.channelAffine(x, pixels, c, alpha, beta, y2);
+      same(y1, y2);
+    }
+    // Two roundings, not a fused multiply-add: 1.5 * (1 + 2^-23) + -1.5 keeps only what float32 kept.
+    const y = new Float32Array(1);
+    nat.channelAffine(new Float32Array([1 + 2 ** -23]), 1, 1, new Float32Array([1.5]), new Float32Array([-1.5]), y);
+    expect(y[0]).toBe(Math.fround(Math.fround((1 + 2 ** -23) * 1.5) - 1.5));
+    expect(() => nat.channelAffine(new Float32Array(6), 2, 3, new Float32Array(2), new Float32Array(3), new Float32Array(6))).toThrow(/alpha/);
+  });
+  test('relu and relu6 (NaN gives 0), out of place and in place, lengths around the chunks', () => {
+    for (const n of [0, 1, 17, 65536, 65537, 200003])
+      for (const max of [Infinity, 6]) {
+        const x = data(n, n + 3);
+        const y1 = new Float32Array(n).fill(NaN), y2 = new Float32Array(n);
+        nat.relu(x, y1, max);
+        ref.relu(x, y2, max);
+        same(y1, y2);
+        const inPlace = x.slice();
+        nat.relu(inPlace, inPlace, max);
+        same(inPlace, y2);
+      }
+    expect(() => nat.relu(new Float32Array(4), new Float32Array(4), -1)).toThrow(/max/);
+    const buf = new Float32Array(8);
+    expect(() => nat.relu(buf.subarray(0, 4), buf.subarray(2, 6), Infinity)).toThrow(/overlap/);
+  });
   test('meanHW over channel blocks (c = 1, 63, 64, 65, 1280) and batches', () => {
     for (const [n, hw, c] of [[1, 1, 1], [2, 49, 63], [3, 7, 64], [1, 196, 65], [2, 49, 1280]]) {
       const x = data(n * hw * c, hw * c), y1 = new Float32Array(n * c), y2 = new Float32Array(n * c);

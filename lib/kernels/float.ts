@@ -45,6 +45,10 @@ export interface FloatKernels {
   linear(p: PackedLinearF32, m: number, x: Float32Array, y: Float32Array, relu: boolean): void;
   /** y = a + b, relu(a + b) (a NaN or -0 sum gives +0) or a * b, element-wise; y may not overlap a or b. */
   binary(op: BinaryOpF32, a: Float32Array, b: Float32Array, y: Float32Array): void;
+  /** y[p][ch] = x[p][ch] * alpha[ch] + beta[ch] over `pixels` NHWC pixels, rounded after the multiply and the add (eval BatchNorm2d). */
+  channelAffine(x: Float32Array, pixels: number, c: number, alpha: Float32Array, beta: Float32Array, y: Float32Array): void;
+  /** y = x > 0 ? min(x, max) : 0 element-wise (NaN gives 0): ReLU (max = Infinity) and ReLU6; y may be x. */
+  relu(x: Float32Array, y: Float32Array, max: number): void;
   /** y[n][c] = mean over the hw pixels of NHWC x[n][hw][c] (a double sum in pixel order, then / hw). */
   meanHW(x: Float32Array, n: number, hw: number, c: number, y: Float32Array): void;
   /** NCHW x [n][c][hw] -> NHWC y [n][hw][c]. */

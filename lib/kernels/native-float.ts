@@ -167,6 +167,27 @@ export const nativeFloatKernels: NativeFloatKernels = {
     loadNative().binding.f32Binary(a, b, y, code);
   },
 
+  channelAffine(x, pixels, c, alpha, beta, y) {
+    checkInt('pixels', pixels, 0, 1 << 30);
+    checkInt('c', c, 0, MAX_DIM);
+    checkF32('x', x, pixels * c, 'pixels*c');
+    checkF32('alpha', alpha, c, 'c');
+    checkF32('beta', beta, c, 'c');
+    checkF32('y', y, pixels * c, 'pixels*c');
+    checkNoOverlap(x, y);
+    checkNoOverlap(alpha, y);
+    checkNoOverlap(beta, y);
+    loadNative().binding.f32ChannelAffine(x, pixels, c, alpha, beta, y);
+  },
+
+  relu(x, y, max) {
+    if (!(x instanceof Float32Array)) throw invalidType('x', 'a Float32Array', x);
+    checkF32('y', y, x.length, 'x.length');
+    if (typeof max !== 'number' || !(max >= 0)) throw invalidRange('max', 'a number >= 0 (Infinity for ReLU)', max);
+    if (x !== y) checkNoOverlap(x, y);
+    loadNative().binding.f32Relu(x, y, max);
+  },
+
   meanHW(x, n, hw, c, y) {
     checkInt('n', n, 0, MAX_DIM);
     checkInt('hw', hw, 1, 1 << 30);

@@ -206,8 +206,8 @@ export class BatchNorm2d extends Module {
       alpha[i] = fr(w[i] / fr(Math.sqrt(fr(rv[i] + fr(this.eps)))));
       beta[i] = fr(b[i] - fr(rm[i] * alpha[i]));
     }
-    const y = outputBuffer(x.data.length), xd = x.data;
-    for (let i = 0; i < xd.length; i += c) for (let ch = 0; ch < c; ch++) y[i + ch] = fr(fr(xd[i + ch] * alpha[ch]) + beta[ch]);
+    const y = outputBuffer(x.data.length);
+    getFloatKernels().channelAffine(x.data, x.data.length / c, c, alpha, beta, y);
     return new Tensor(y, x.shape, 'channels_last');
   }
   extraRepr(): string {
@@ -217,11 +217,8 @@ export class BatchNorm2d extends Module {
 
 /** Element-wise max(x, 0) into a new tensor of the same shape and format. */
 export function relu(x: Tensor, max = Infinity): Tensor {
-  const y = outputBuffer(x.data.length), d = x.data;
-  for (let i = 0; i < d.length; i++) {
-    const v = d[i];
-    y[i] = v > 0 ? (v > max ? max : v) : 0;
-  }
+  const y = outputBuffer(x.data.length);
+  getFloatKernels().relu(x.data, y, max);
   return new Tensor(y, x.shape, x.memoryFormat);
 }
 

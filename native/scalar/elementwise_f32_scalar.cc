@@ -18,6 +18,23 @@ extern "C" void ptq_binary_f32_scalar(const float* a, const float* b, float* y, 
   }
 }
 
+extern "C" void ptq_channel_affine_f32_scalar(const float* x, float* y, size_t c, const float* alpha, const float* beta,
+                                              size_t p_begin, size_t p_end) {
+  // Baseline ISA: no FMA to contract the multiply and add into (the TS loop rounds twice).
+  for (size_t p = p_begin; p < p_end; p++) {
+    const float* xp = x + p * c;
+    float* yp = y + p * c;
+    for (size_t ch = 0; ch < c; ch++) yp[ch] = xp[ch] * alpha[ch] + beta[ch];
+  }
+}
+
+extern "C" void ptq_relu_f32_scalar(const float* x, float* y, size_t n, float max) {
+  for (size_t i = 0; i < n; i++) {
+    const float v = x[i];
+    y[i] = v > 0.0f ? (v > max ? max : v) : 0.0f;
+  }
+}
+
 extern "C" void ptq_mean_hw_f32_scalar(const float* x, float* y, size_t n, size_t hw, size_t c) {
   // Per channel, a double sum over pixels in pixel order (the TS loop's Float64Array), 64
   // channels at a time so the accumulators stay in registers / L1.

@@ -89,6 +89,15 @@ export const referenceFloatKernels: FloatKernels = {
         y[i] = s > 0 ? s : 0;
       }
   },
+  channelAffine(x, pixels, c, alpha, beta, y) {
+    for (let p = 0, i = 0; p < pixels; p++) for (let ch = 0; ch < c; ch++, i++) y[i] = fround(x[i] * alpha[ch]) + beta[ch];
+  },
+  relu(x, y, max) {
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i];
+      y[i] = v > 0 ? (v > max ? max : v) : 0;
+    }
+  },
   meanHW(x, n, hw, c, y) {
     for (let b = 0; b < n; b++) {
       const acc = new Float64Array(c);
