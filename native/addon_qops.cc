@@ -250,6 +250,15 @@ Napi::Value HistcCountsF32(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Memory-bound element-wise work: [begin, end) ranges of `chunk` items of n, over the eager pool
+// once there are a few of them (fewer run on the calling thread: a handoff costs more).
+void ForChunks(size_t n, size_t chunk, FunctionRef<void(size_t, size_t)> fn) {
+  const size_t tasks = (n + chunk - 1) / chunk;
+  ThreadPool::Global().ParallelFor(tasks, tasks >= 4 ? EagerThreads() : 1, [&](size_t t, size_t) {
+    fn(t * chunk, (t + 1) * chunk < n ? (t + 1) * chunk : n);
+  });
+}
+
 // f32Binary(a, b, y, op): y = a + b (op 0), relu(a + b) (1) or a * b (2), element-wise
 Napi::Value F32Binary(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -262,14 +271,9 @@ Napi::Value F32Binary(const Napi::CallbackInfo& info) {
   CheckLength(env, y.ElementLength(), static_cast<double>(a.ElementLength()), "y (a.length)");
   CheckDisjoint(env, a, "a", y, "y");
   CheckDisjoint(env, b, "b", y, "y");
-  // Memory-bound: chunks of 64K floats over the pool once there are a few of them.
-  const size_t n = a.ElementLength(), chunk = 65536, tasks = (n + chunk - 1) / chunk;
   const float *pa = a.Data(), *pb = b.Data();
   float* py = y.Data();
-  ThreadPool::Global().ParallelFor(tasks, tasks >= 4 ? EagerThreads() : 1, [&](size_t t, size_t) {
-    const size_t s = t * chunk, e = s + chunk < n ? s + chunk : n;
-    ptq_binary_f32_scalar(pa + s, pb + s, py + s, e - s, op);
-  });
+  ForChunks(a.ElementLength(), 65536, [&](size_t s, size_t e) { ptq_binary_f32_scalar(pa + s, pb + s, py + s, e - s, op); });
   return env.Undefined();
 }
 
@@ -290,13 +294,10 @@ Napi::Value F32ChannelAffine(const Napi::CallbackInfo& info) {
   CheckDisjoint(env, alpha, "alpha", y, "y");
   CheckDisjoint(env, beta, "beta", y, "y");
   if (c == 0) return env.Undefined();
-  // Memory-bound, like f32Binary: ~64K floats a task, over the pool once there are a few.
-  const size_t per = (65535 + c) / c, tasks = (pixels + per - 1) / per;
   const float *px = x.Data(), *pa = alpha.Data(), *pb = beta.Data();
   float* py = y.Data();
-  ThreadPool::Global().ParallelFor(tasks, tasks >= 4 ? EagerThreads() : 1, [&](size_t t, size_t) {
-    ptq_channel_affine_f32_scalar(px, py, c, pa, pb, t * per, (t + 1) * per < pixels ? (t + 1) * per : pixels);
-  });
+  // ~64K floats a task, whole pixels.
+  ForChunks(pixels, (65535 + c) / c, [&](size_t p0, size_t p1) { ptq_channel_affine_f32_scalar(px, py, c, pa, pb, p0, p1); });
   return env.Undefined();
 }
 
@@ -310,15 +311,11 @@ Napi::Value F32Relu(const Napi::CallbackInfo& info) {
   const float max = static_cast<float>(info[2].As<Napi::Number>().DoubleValue());
   if (!(max >= 0.0f)) ThrowRange(env, "max must be at least 0");
   CheckLength(env, y.ElementLength(), static_cast<double>(x.ElementLength()), "y (x.length)");
-  const size_t n = x.ElementLength(), chunk = 65536, tasks = (n + chunk - 1) / chunk;
   const float* px = x.Data();
   float* py = y.Data();
   // y may be x itself (in place) but not a shifted view of it.
   if (px != py) CheckDisjoint(env, x, "x", y, "y");
-  ThreadPool::Global().ParallelFor(tasks, tasks >= 4 ? EagerThreads() : 1, [&](size_t t, size_t) {
-    const size_t s = t * chunk, e = s + chunk < n ? s + chunk : n;
-    ptq_relu_f32_scalar(px + s, py + s, e - s, max);
-  });
+  ForChunks(x.ElementLength(), 65536, [&](size_t s, size_t e) { ptq_relu_f32_scalar(px + s, py + s, e - s, max); });
   return env.Undefined();
 }
 
