@@ -20,7 +20,8 @@ extern "C" void ptq_binary_f32_scalar(const float* a, const float* b, float* y, 
 
 extern "C" void ptq_channel_affine_f32_scalar(const float* x, float* y, size_t c, const float* alpha, const float* beta,
                                               size_t p_begin, size_t p_end) {
-  // Baseline ISA: no FMA to contract the multiply and add into (the TS loop rounds twice).
+  // Two roundings, as the TS loop: -ffp-contract=off (CMakeLists.txt) keeps the multiply and the
+  // add apart.
   for (size_t p = p_begin; p < p_end; p++) {
     const float* xp = x + p * c;
     float* yp = y + p * c;
