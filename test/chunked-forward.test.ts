@@ -55,6 +55,8 @@ test.each([
   const seen = batchesSeen(r.getSubmodule('conv1'), () => (got = Array.from((r.call(x) as Tensor).data)));
   expect(seen).toEqual(chunks);
   expect(got).toEqual(want);
+  // A channels_last input (batch outermost as well) is cut the same way.
+  expect(Array.from((r.call(x.toChannelsLast()) as Tensor).data)).toEqual(want);
   // The MobileNetV2 fixture's weights, unfused (BatchNorm modules run on their own).
   const m = smallModel();
   const wantM = unchunked(m, x);
