@@ -623,8 +623,10 @@ class PlanWorker : public Napi::AsyncWorker {
     const size_t in_count = r.n * r.plan->in_floats;
     if (r.plan->prequantize) {
       qin_ = r.plan->TakeQin();
-      qin_.resize(in_count);  // reuses a recycled vector's memory
-      QuantizeInput(*r.plan, r.plan->ops.front(), r.n, r.in, qin_.data(), 1, /*snapshot=*/true);
+      qin_.resize(in_count + 63);  // reuses a recycled vector's memory
+      // 64-byte aligned, so the snapshot is written with whole-line streaming stores.
+      qin_at_ = qin_.data() + (64 - reinterpret_cast<uintptr_t>(qin_.data()) % 64) % 64;
+      QuantizeInput(*r.plan, r.plan->ops.front(), r.n, r.in, qin_at_, 1, /*snapshot=*/true);
     } else {
       in_ = r.plan->TakeIo(0);
       in_.assign(r.in, r.in + in_count);
@@ -641,7 +643,7 @@ class PlanWorker : public Napi::AsyncWorker {
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
-    const bool ok = r_.plan->prequantize ? RunPlan(*r_.plan, r_.n, nullptr, out_.data(), r_.threads, nullptr, qin_.data())
+    const bool ok = r_.plan->prequantize ? RunPlan(*r_.plan, r_.n, nullptr, out_.data(), r_.threads, nullptr, qin_at_)
                                          : RunPlan(*r_.plan, r_.n, in_.data(), out_.data(), r_.threads);
     if (!ok) SetError(kDisposed);
   }
@@ -662,6 +664,7 @@ class PlanWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   std::vector<float> in_, out_;
   std::vector<uint8_t> qin_;
+  uint8_t* qin_at_ = nullptr;  // the snapshot: qin_'s first 64-byte aligned byte
   Napi::Reference<Napi::Value> plan_ref_, out_ref_;
 };
 

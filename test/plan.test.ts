@@ -35,6 +35,18 @@ describe.each([['default'], ['fbgemm']])('%s qconfig', (name) => {
     });
   });
 
+  test('RGB inputs of every pixel count class (64- and 16-pixel blocks, a scalar tail) give the module forward, sync and async', async () => {
+    for (const [h, w] of [[8, 8], [5, 7], [29, 31], [9, 16]]) {
+      const xi = new Tensor(new Float32Array(2 * 3 * h * w).map((_, i) => Math.sin(i * 0.61) * 2.5), [2, 3, h, w]);
+      const wantI = Array.from((q.call(xi) as Tensor).data);
+      const c = compileModel(q, { inputShape: [3, h, w], maxBatch: 2 });
+      expect({ h, w, y: Array.from(c.runSync(xi).data) }).toEqual({ h, w, y: wantI });
+      // run() quantizes its snapshot on the calling thread (streamed stores into an aligned copy).
+      expect({ h, w, y: Array.from((await c.run(xi)).data) }).toEqual({ h, w, y: wantI });
+      expect({ h, w, y: Array.from((await c.run(rows(xi, 1, 1))).data) }).toEqual({ h, w, y: wantI.slice(10) });
+    }
+  });
+
   test('bad inputs are errors naming the argument', () => {
     const c = compileModel(q, { inputShape: [3, 28, 28] });
     expect(() => c.runSync(new Float32Array(10))).toThrow(/input/);
