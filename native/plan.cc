@@ -643,6 +643,7 @@ class PlanWorker : public Napi::AsyncWorker {
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
+    const ScopedRunNice nice;  // the JS thread first, as with the pool's workers
     const bool ok = r_.plan->prequantize ? RunPlan(*r_.plan, r_.n, nullptr, out_.data(), r_.threads, nullptr, qin_at_)
                                          : RunPlan(*r_.plan, r_.n, in_.data(), out_.data(), r_.threads);
     if (!ok) SetError(kDisposed);

@@ -5,7 +5,9 @@
 
 #if defined(__linux__)
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #endif
 
@@ -20,6 +22,61 @@ namespace ptq {
 
 namespace {
 constexpr int kSpin = 20000;  // ~0.1-0.5 ms of pause instructions before a worker sleeps
+
+#if defined(__linux__)
+// PTQ_WORKER_NICE: 0-19 nice levels for the workers (default 5), read once.
+int NiceDelta() {
+  static const int delta = [] {
+    if (const char* env = getenv("PTQ_WORKER_NICE")) {
+      char* end = nullptr;
+      const long v = strtol(env, &end, 10);
+      if (end != env && *end == '\0' && v >= 0 && v <= 19) return static_cast<int>(v);
+    }
+    return 5;
+  }();
+  return delta;
+}
+
+// True when this thread may set its nice back to `nice` after raising it: CAP_SYS_NICE in the
+// effective set, or RLIMIT_NICE allowing it (the lowest nice it permits is 20 - rlim_cur).
+bool CanReturnToNice(int nice) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NICE, &rl) == 0 && (rl.rlim_cur == RLIM_INFINITY || 20 - static_cast<long>(rl.rlim_cur) <= nice))
+    return true;
+  static const bool cap_sys_nice = [] {
+    FILE* f = fopen("/proc/self/status", "r");
+    if (!f) return false;
+    char line[256];
+    unsigned long long caps = 0;
+    bool found = false;
+    while (fgets(line, sizeof line, f))
+      if (strncmp(line, "CapEff:", 7) == 0) found = sscanf(line + 7, "%llx", &caps) == 1;
+    fclose(f);
+    return found && (caps >> 23 & 1);  // CAP_SYS_NICE
+  }();
+  return cap_sys_nice;
+}
+#endif
+}  // namespace
+
+ScopedRunNice::ScopedRunNice() {
+#if defined(__linux__)
+  const int delta = NiceDelta();
+  if (delta == 0) return;
+  errno = 0;
+  const int now = getpriority(PRIO_PROCESS, 0);
+  if (errno != 0 || now >= 19 || !CanReturnToNice(now)) return;
+  if (setpriority(PRIO_PROCESS, 0, now + delta < 19 ? now + delta : 19) == 0) {
+    lowered_ = true;
+    nice_ = now;
+  }
+#endif
+}
+
+ScopedRunNice::~ScopedRunNice() {
+#if defined(__linux__)
+  if (lowered_) setpriority(PRIO_PROCESS, 0, nice_);
+#endif
 }
 
 ThreadPool& ThreadPool::Global() {
@@ -64,12 +121,7 @@ void ThreadPool::WorkerLoop(size_t index) {
   // workers get less of them (PTQ_WORKER_NICE=0 turns this off). Linux applies it to this thread
   // only (elsewhere it would renice the process: not done there).
 #if defined(__linux__)
-  int delta = 5;
-  if (const char* env = getenv("PTQ_WORKER_NICE")) {
-    char* end = nullptr;
-    const long v = strtol(env, &end, 10);
-    if (end != env && *end == '\0' && v >= 0 && v <= 19) delta = static_cast<int>(v);
-  }
+  const int delta = NiceDelta();
   errno = 0;
   const int nice_now = getpriority(PRIO_PROCESS, 0);
   if (delta > 0 && errno == 0) setpriority(PRIO_PROCESS, 0, nice_now + delta < 19 ? nice_now + delta : 19);

@@ -4,6 +4,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { getBackend, loadNative, nativeBackend, QGemmSpec } from '../lib/kernels';
 import { checkWorkerNice, chooseIsa } from '../lib/kernels/native';
+import { compileModel } from '../lib/inference';
+import { Tensor } from '../lib/tensor';
+import { quantizedSmall } from './helpers/fixtures';
 
 const root = path.join(__dirname, '..');
 const ptq = (args: string[], env: Record<string, string> = {}) =>
@@ -48,6 +51,33 @@ describe('PTQ_WORKER_NICE', () => {
     const niced = nices('3');
     expect(Math.max(...niced)).toBe(Math.min(base[0] + 3, 19));  // the pool worker(s)
     expect(Math.min(...niced)).toBe(base[0]);  // the JS thread and Node's own threads
+  });
+});
+
+describe('PTQ_WORKER_NICE and queued runs', () => {
+  test('the libuv thread that runs a queued run() is lowered like the workers while it runs, then back (Linux)', async () => {
+    if (process.platform !== 'linux' || loadNative().binding.threadPoolSize() < 2) return;
+    const niceOf = (t: string): number => Number(fs.readFileSync(`/proc/self/task/${t}/stat`, 'utf8').split(') ')[1].split(' ')[16]);
+    const lowered = (): number => {
+      const n = fs.readdirSync('/proc/self/task').map(niceOf);
+      const base = niceOf(String(process.pid));
+      return n.filter((v) => v === Math.min(base + 5, 19)).length;
+    };
+    const c = compileModel(quantizedSmall('fbgemm'), { inputShape: [3, 224, 224], maxBatch: 1 });
+    const x = new Tensor(new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i)), [1, 3, 224, 224]);
+    await c.run(x);
+    const idle = lowered();  // the pool's workers
+    let during = 0;
+    const runs = Array.from({ length: 16 }, () => c.run(x));
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 1));
+      during = Math.max(during, lowered());
+    }
+    await Promise.all(runs);
+    // Lowered only where it may go back (root here, or CAP_SYS_NICE / RLIMIT_NICE); never left lowered.
+    if (process.getuid?.() === 0) expect(during).toBeGreaterThan(idle);
+    expect(lowered()).toBe(idle);
+    c.dispose();
   });
 });
 
