@@ -72,9 +72,32 @@ void Im2col(const PackedQConv& p, const uint8_t* x, size_t h, size_t w, size_t b
   if (ox_hi > ow) ox_hi = ow;
   if (ox_lo > ox_hi) ox_lo = ox_hi;
   // Border taps read the input zero point, so they add 0 to sum (x - zx) * w.
+  uint8_t zrow[32];  // zero points to copy short fills from
+  memset(zrow, zx, sizeof zrow);
+  auto fill = [&](uint8_t* d, size_t bytes) {
+    if (bytes <= 32) CopySpan(d, zrow, bytes);
+    else memset(d, zx, bytes);
+  };
   auto slow = [&](uint8_t* d, ptrdiff_t iy, size_t ox) {
     const bool row_inside = iy >= 0 && iy < ih;
     const ptrdiff_t ix0 = static_cast<ptrdiff_t>(ox * sw) - pw;
+    if (!row_inside) {
+      fill(d, row_bytes);
+      return;
+    }
+    if (spans) {
+      // The taps inside the image are one contiguous span: zero points, one copy, zero points
+      // (the 7x7 stem's border columns had taken a call per 3-byte tap: a quarter of its im2col).
+      const ptrdiff_t a = ix0 < 0 ? -ix0 : 0, e = iw - ix0 < static_cast<ptrdiff_t>(kw) ? iw - ix0 : static_cast<ptrdiff_t>(kw);
+      if (e <= a) {
+        fill(d, row_bytes);
+        return;
+      }
+      if (a > 0) fill(d, static_cast<size_t>(a) * cpg);
+      CopySpan(d + a * cpg, img + (iy * iw + ix0 + a) * static_cast<ptrdiff_t>(cin), static_cast<size_t>(e - a) * cpg);
+      if (e < static_cast<ptrdiff_t>(kw)) fill(d + e * cpg, (kw - static_cast<size_t>(e)) * cpg);
+      return;
+    }
     for (size_t kx = 0; kx < kw; kx++) {
       const ptrdiff_t ix = ix0 + static_cast<ptrdiff_t>(kx * dw);
       // Few channels (a 3-channel stem): inline moves, not a libc call per 3-byte tap.
