@@ -101,9 +101,8 @@ void Im2col(const PackedQConv& p, const uint8_t* x, size_t h, size_t w, size_t b
     for (size_t kx = 0; kx < kw; kx++) {
       const ptrdiff_t ix = ix0 + static_cast<ptrdiff_t>(kx * dw);
       // Few channels (a 3-channel stem): inline moves, not a libc call per 3-byte tap.
-      if (!row_inside || ix < 0 || ix >= iw) {
-        if (cpg >= 32) memset(d + kx * cpg, zx, cpg);
-        else for (size_t i = 0; i < cpg; i++) d[kx * cpg + i] = zx;
+      if (ix < 0 || ix >= iw) {
+        fill(d + kx * cpg, cpg);
       } else {
         CopySpan(d + kx * cpg, img + (iy * iw + ix) * static_cast<ptrdiff_t>(cin), cpg);
       }

@@ -2,7 +2,7 @@
 // (../shared/seed/ and scripts/tutorial_mobilenet_v2.py): QuantStub/DeQuantStub, FloatFunctional
 // skip adds, ReLU instead of ReLU6, x.mean([2, 3]) before the classifier, and fuseModel().
 import { BatchNorm2d, Conv2d, Dropout, Linear, ReLU, releaseActivation, Sequential } from '../nn/layers';
-import { forwardChunk, forwardInChunks, registerSampleWise } from '../nn/chunked';
+import { chunkedForward, registerSampleWise } from '../nn/chunked';
 import { FloatFunctional } from '../nn/functional';
 import { Module } from '../nn/module';
 import { DeQuantStub, QuantStub } from '../nn/stubs';
@@ -102,9 +102,7 @@ export class MobileNetV2 extends Module {
   }
   forward(input: unknown): Tensor {
     // An eval-mode float batch runs in chunks of samples that stay in cache (see nn/chunked).
-    const chunk = forwardChunk(this, input);
-    if (chunk) return forwardInChunks(input as Tensor, chunk, (x) => this.forwardBatch(x));
-    return this.forwardBatch(input);
+    return chunkedForward(this, input, (x) => this.forwardBatch(x));
   }
   private forwardBatch(input: unknown): Tensor {
     // Float model: Tensors throughout. Converted model: QTensors between quant and dequant.

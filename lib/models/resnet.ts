@@ -1,7 +1,7 @@
 // torchvision's quantizable ResNet (torchvision/models/quantization/resnet.py): QuantStub in,
 // DeQuantStub out, FloatFunctional add_relu for the residuals, fuseModel() as torchvision's.
 import { AdaptiveAvgPool2d, BatchNorm2d, callChain, Conv2d, Linear, MaxPool2d, ReLU, releaseActivation, Sequential } from '../nn/layers';
-import { forwardChunk, forwardInChunks, registerSampleWise } from '../nn/chunked';
+import { chunkedForward, registerSampleWise } from '../nn/chunked';
 import { FloatFunctional } from '../nn/functional';
 import { Module } from '../nn/module';
 import { DeQuantStub, QuantStub } from '../nn/stubs';
@@ -119,9 +119,7 @@ export class ResNet extends Module {
   }
   forward(input: unknown): Tensor {
     // An eval-mode float batch runs in chunks of samples that stay in cache (see nn/chunked).
-    const chunk = forwardChunk(this, input);
-    if (chunk) return forwardInChunks(input as Tensor, chunk, (x) => this.forwardBatch(x));
-    return this.forwardBatch(input);
+    return chunkedForward(this, input, (x) => this.forwardBatch(x));
   }
   private forwardBatch(input: unknown): Tensor {
     const pooled = callChain(this, ['quant', 'conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4', 'avgpool'], input) as Tensor | QTensor;

@@ -57,8 +57,14 @@ export function forwardChunk(root: Module, input: unknown): number {
   return chunk;
 }
 
+/** root's forward of input: forward(input) at once, or on chunks of samples when forwardChunk allows (outputs concatenated). */
+export function chunkedForward(root: Module, input: unknown, forward: (x: unknown) => Tensor): Tensor {
+  const chunk = forwardChunk(root, input);
+  return chunk ? forwardInChunks(input as Tensor, chunk, forward) : forward(input);
+}
+
 /** Runs forward on chunks of `chunk` samples of x and concatenates the outputs (batch first). */
-export function forwardInChunks(x: Tensor, chunk: number, forward: (x: Tensor) => Tensor): Tensor {
+function forwardInChunks(x: Tensor, chunk: number, forward: (x: Tensor) => Tensor): Tensor {
   const n = x.shape[0], per = x.numel / n;
   let out: Float32Array | undefined;
   let outShape: readonly number[] = [];
