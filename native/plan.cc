@@ -12,6 +12,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -72,6 +74,8 @@ ArenaPtr AllocArena(size_t bytes) {
   return ArenaPtr(static_cast<uint8_t*>(p), ArenaFree{bytes});
 }
 
+struct PlanJob;
+
 struct Plan {
   ptq_isa isa = PTQ_ISA_SCALAR;  // level of the element-wise kernels (convs use their packed level)
   std::vector<Op> ops;
@@ -95,6 +99,10 @@ struct Plan {
   // Input/output copies of async runs, recycled: a fresh multi-megabyte copy for each of many
   // runs in flight page-faults on the JS thread (tens of ms of event-loop lag for 64 runs).
   std::mutex io_mu;
+  // Async runs waiting for the plan, in order, and whether a PlanRunner is draining them.
+  std::mutex queue_mu;
+  std::deque<PlanJob*> queue;
+  bool draining = false;
   std::vector<std::vector<float>> io_free[2];  // [0] inputs, [1] outputs
   std::vector<std::vector<uint8_t>> qin_free;   // quantized inputs
   std::vector<float> TakeIo(int kind) {
@@ -260,7 +268,7 @@ void RunOp(const Plan& plan, const Op& op, size_t r0, size_t n, const float* inp
   switch (op.kind) {
     case OpKind::kQuantize: {
       uint8_t* y = slot(op.out);
-      // Quantized on the JS thread when the run was queued (see PlanWorker): copy it in.
+      // Quantized on the JS thread when the run was queued (see PlanJob): copy it in.
       if (qinput && &op == &plan.ops.front()) memcpy(y, qinput, op.count * n);
       else QuantizeInput(plan, op, n, input, y, threads);
       return;
@@ -342,7 +350,7 @@ void RunSampleDepthFirst(const Plan& plan, size_t b, size_t scratch, const float
 }
 
 // Runs the plan; false (nothing run) when it has been disposed.
-// qinput: the first op already run on the input (see PlanWorker), or null.
+// qinput: the first op already run on the input (see PlanJob), or null.
 bool RunPlan(Plan& plan, size_t n, const float* input, float* output, size_t threads, double* op_ns = nullptr,
              const uint8_t* qinput = nullptr) {
   std::lock_guard<std::mutex> lock(plan.mu);
@@ -608,73 +616,138 @@ Napi::Value PlanRunSync(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// Runs a plan on a libuv worker thread. The worker reads and writes its own copies of the input
-// and output: JS may detach, transfer or resize the caller's buffers (or write to a shared one)
-// while the run is in flight without the worker ever touching freed or foreign memory. The
-// output is copied back on the JS thread, if the output view still has its length.
-// When only the first op (a quantize) reads the input, the snapshot is that op's output, made
-// here on the JS thread: a quarter of the bytes of a float copy, and the same cost as the copy
-// (64 runs queued in one tick copied 38 MB and held the event loop for 4-14 ms).
-class PlanWorker : public Napi::AsyncWorker {
- public:
-  PlanWorker(Napi::Env env, const RunArgs& r, const Napi::CallbackInfo& info)
-      : Napi::AsyncWorker(env, "ptq:planRun"), r_(r), deferred_(Napi::Promise::Deferred::New(env)),
-        out_(r.plan->TakeIo(1)) {
+// One queued run: its own copies of the input and output, so JS may detach, transfer or resize
+// the caller's buffers (or write to a shared one) while the run is in flight without the runner
+// ever touching freed or foreign memory. The output is copied back on the JS thread, if the
+// output view still has its length. When only the first op (a quantize) reads the input, the
+// snapshot is that op's output, made on the JS thread when the run is queued: a quarter of the
+// bytes of a float copy (64 runs queued in one tick copied 38 MB and held the event loop for
+// 4-14 ms). Created and destroyed on the JS thread.
+struct PlanJob {
+  PlanJob(Napi::Env env, const RunArgs& r, const Napi::CallbackInfo& info)
+      : args(r), deferred(Napi::Promise::Deferred::New(env)), out(r.plan->TakeIo(1)) {
     const size_t in_count = r.n * r.plan->in_floats;
     if (r.plan->prequantize) {
-      qin_ = r.plan->TakeQin();
-      qin_.resize(in_count + 63);  // reuses a recycled vector's memory
+      qin = r.plan->TakeQin();
+      qin.resize(in_count + 63);  // reuses a recycled vector's memory
       // 64-byte aligned, so the snapshot is written with whole-line streaming stores.
-      qin_at_ = qin_.data() + (64 - reinterpret_cast<uintptr_t>(qin_.data()) % 64) % 64;
-      QuantizeInput(*r.plan, r.plan->ops.front(), r.n, r.in, qin_at_, 1, /*snapshot=*/true);
+      qin_at = qin.data() + (64 - reinterpret_cast<uintptr_t>(qin.data()) % 64) % 64;
+      QuantizeInput(*r.plan, r.plan->ops.front(), r.n, r.in, qin_at, 1, /*snapshot=*/true);
     } else {
-      in_ = r.plan->TakeIo(0);
-      in_.assign(r.in, r.in + in_count);
+      in = r.plan->TakeIo(0);
+      in.assign(r.in, r.in + in_count);
     }
-    out_.resize(r.n * r.plan->out_floats);
-    plan_ref_ = Napi::Persistent(info[0]);
-    out_ref_ = Napi::Persistent(info[3]);
+    out.resize(r.n * r.plan->out_floats);
+    plan_ref = Napi::Persistent(info[0]);  // keeps the plan alive until the job is done
+    out_ref = Napi::Persistent(info[3]);
   }
-  ~PlanWorker() override {
-    // plan_ref_ (destroyed after this body) keeps the plan alive.
-    if (r_.plan->prequantize) r_.plan->GiveQin(std::move(qin_));
-    else r_.plan->GiveIo(0, std::move(in_));
-    r_.plan->GiveIo(1, std::move(out_));
+  ~PlanJob() {
+    if (args.plan->prequantize) args.plan->GiveQin(std::move(qin));
+    else args.plan->GiveIo(0, std::move(in));
+    args.plan->GiveIo(1, std::move(out));
   }
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override {
-    const ScopedRunNice nice;  // the JS thread first, as with the pool's workers
-    const bool ok = r_.plan->prequantize ? RunPlan(*r_.plan, r_.n, nullptr, out_.data(), r_.threads, nullptr, qin_at_)
-                                         : RunPlan(*r_.plan, r_.n, in_.data(), out_.data(), r_.threads);
-    if (!ok) SetError(kDisposed);
+  // Runs on the runner's thread; never throws (the runner must go on with the queue).
+  void Run() {
+    try {
+      if (!(args.plan->prequantize ? RunPlan(*args.plan, args.n, nullptr, out.data(), args.threads, nullptr, qin_at)
+                                   : RunPlan(*args.plan, args.n, in.data(), out.data(), args.threads)))
+        error = kDisposed;
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
   }
-  void OnOK() override {
-    Napi::Value v = out_ref_.Value();
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
-        v.As<Napi::Float32Array>().ElementLength() != out_.size()) {
-      deferred_.Reject(Napi::Error::New(Env(), "the output buffer was detached or resized during the run").Value());
+  // Back on the JS thread: settles the promise.
+  void Settle(Napi::Env env) {
+    if (!error.empty()) {
+      deferred.Reject(Napi::Error::New(env, error).Value());
       return;
     }
-    memcpy(v.As<Napi::Float32Array>().Data(), out_.data(), out_.size() * sizeof(float));
-    deferred_.Resolve(Env().Undefined());
+    Napi::Value v = out_ref.Value();
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+        v.As<Napi::Float32Array>().ElementLength() != out.size()) {
+      deferred.Reject(Napi::Error::New(env, "the output buffer was detached or resized during the run").Value());
+      return;
+    }
+    memcpy(v.As<Napi::Float32Array>().Data(), out.data(), out.size() * sizeof(float));
+    deferred.Resolve(env.Undefined());
   }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+  RunArgs args;
+  Napi::Promise::Deferred deferred;
+  std::vector<float> in, out;
+  std::vector<uint8_t> qin;
+  uint8_t* qin_at = nullptr;  // the snapshot: qin's first 64-byte aligned byte
+  Napi::Reference<Napi::Value> plan_ref, out_ref;
+  std::string error;  // set by Run when the run failed
+};
+
+// Drains a plan's queue of runs on one libuv thread, in order, settling each run's promise as it
+// finishes. At most one runner per plan exists: runs of a plan go one at a time anyway (one
+// arena), and 64 runs queued as 64 libuv work items had taken every libuv thread (fs, dns,
+// crypto and zlib calls then waited behind the runs), with the threads blocked on the plan
+// taking turns at the cores against the JS thread (event-loop lag: median 3.1-3.3 ms per burst
+// of 64 runs; 0.7-1.2 ms with one runner).
+class PlanRunner : public Napi::AsyncProgressQueueWorker<PlanJob*> {
+ public:
+  PlanRunner(Napi::Env env, Plan* plan, Napi::Value handle)
+      : Napi::AsyncProgressQueueWorker<PlanJob*>(env, "ptq:planRun"), plan_(plan), plan_ref_(Napi::Persistent(handle)) {}
+  void Execute(const ExecutionProgress& progress) override {
+    auto nice = std::make_unique<ScopedRunNice>();  // the JS thread first, as with the pool's workers
+    for (PlanJob* job = Next(); job;) {
+      job->Run();
+      PlanJob* next = Next();
+      if (!next) nice.reset();  // back to the thread's own priority before the last promise settles
+      progress.Send(&job, 1);
+      job = next;
+    }
+  }
+  void OnProgress(PlanJob* const* jobs, size_t count) override {
+    for (size_t i = 0; i < count; i++) {
+      std::unique_ptr<PlanJob> job(jobs[i]);
+      job->Settle(Env());
+    }
+  }
 
  private:
-  RunArgs r_;
-  Napi::Promise::Deferred deferred_;
-  std::vector<float> in_, out_;
-  std::vector<uint8_t> qin_;
-  uint8_t* qin_at_ = nullptr;  // the snapshot: qin_'s first 64-byte aligned byte
-  Napi::Reference<Napi::Value> plan_ref_, out_ref_;
+  // The next queued run, or null after marking the plan idle (the next run() starts a new runner).
+  PlanJob* Next() {
+    std::lock_guard<std::mutex> l(plan_->queue_mu);
+    if (plan_->queue.empty()) {
+      plan_->draining = false;
+      return nullptr;
+    }
+    PlanJob* job = plan_->queue.front();
+    plan_->queue.pop_front();
+    return job;
+  }
+
+  Plan* plan_;
+  Napi::Reference<Napi::Value> plan_ref_;  // the plan outlives its runner
 };
 
 Napi::Value PlanRun(const Napi::CallbackInfo& info) {
   RunArgs r = ParseRun(info);
-  auto* w = new PlanWorker(info.Env(), r, info);
-  Napi::Promise p = w->Promise();
-  w->Queue();
-  return p;
+  auto* job = new PlanJob(info.Env(), r, info);
+  Napi::Promise promise = job->deferred.Promise();
+  bool start;
+  {
+    std::lock_guard<std::mutex> l(r.plan->queue_mu);
+    r.plan->queue.push_back(job);
+    start = !r.plan->draining;
+    r.plan->draining = true;
+  }
+  if (start) {
+    try {
+      (new PlanRunner(info.Env(), r.plan, info[0]))->Queue();
+    } catch (...) {
+      std::lock_guard<std::mutex> l(r.plan->queue_mu);  // no runner: take the job back
+      r.plan->queue.pop_back();
+      r.plan->draining = false;
+      delete job;
+      throw;
+    }
+  }
+  return promise;
 }
 
 // planProfile(plan, input, n, output, threads, reps) -> Float64Array of mean ns per op

@@ -1,5 +1,6 @@
 // Whole-model native plans: identical outputs to the module-by-module forward, any batch size,
 // any thread count, sync and async, many runs in flight; bad inputs are clear errors.
+import * as crypto from 'crypto';
 import { compileModel } from '../lib/inference';
 import { convert } from '../lib/quantization/convert';
 import { prepare } from '../lib/quantization/quantize';
@@ -134,6 +135,42 @@ test('run() reads its input when called: overwriting the caller\'s buffer right 
     buf.fill(0);
     expect({ maxBatch, y: Array.from((await p).data) }).toEqual({ maxBatch, y: want });
   }
+});
+
+describe('queued runs', () => {
+  const q = quantizedSmall('fbgemm');
+  const big = new Tensor(new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i * 0.37)), [1, 3, 224, 224]);
+
+  test('runs of one plan settle in the order they were queued, each with its own input', async () => {
+    const c = compileModel(q, { inputShape: [3, 28, 28], maxBatch: 1 });
+    const want = Array.from({ length: 8 }, (_, k) => Array.from(c.runSync(rows(x, k, 1)).data));
+    const order: number[] = [];
+    const outs = await Promise.all(Array.from({ length: 40 }, (_, i) => c.run(rows(x, i % 8, 1)).then((o) => (order.push(i), o))));
+    expect(order).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    outs.forEach((o, i) => expect({ i, y: Array.from(o.data) }).toEqual({ i, y: want[i % 8] }));
+  });
+
+  test('64 runs in flight take one libuv thread: other libuv work (crypto.pbkdf2) is not queued behind them', async () => {
+    const c = compileModel(q, { inputShape: [3, 224, 224], maxBatch: 1 });
+    await c.run(big);
+    let settled = 0;
+    const runs = Promise.all(Array.from({ length: 64 }, () => c.run(big).then(() => settled++)));
+    // libuv's queue is first come first served: had each run been a work item of its own, the
+    // key would wait until the last four runs had started.
+    const seenAtKey = await new Promise<number>((resolve, reject) =>
+      crypto.pbkdf2('pw', 'salt', 1, 16, 'sha256', (e) => (e ? reject(e) : resolve(settled))));
+    await runs;
+    expect(seenAtKey).toBeLessThan(32);
+    c.dispose();
+  });
+
+  test('two plans run their queues side by side and each gets its own results', async () => {
+    const a = compileModel(q, { inputShape: [3, 28, 28], maxBatch: 1, threads: 1 });
+    const b = compileModel(quantizedSmall('default'), { inputShape: [3, 28, 28], maxBatch: 1, threads: 1 });
+    const wa = Array.from(a.runSync(rows(x, 1, 1)).data), wb = Array.from(b.runSync(rows(x, 2, 1)).data);
+    const outs = await Promise.all(Array.from({ length: 32 }, (_, i) => (i % 2 ? b.run(rows(x, 2, 1)) : a.run(rows(x, 1, 1)))));
+    outs.forEach((o, i) => expect({ i, y: Array.from(o.data) }).toEqual({ i, y: i % 2 ? wb : wa }));
+  });
 });
 
 test('odd image sizes (the NCHW -> NHWC quantize has a pixel tail): same outputs', () => {
