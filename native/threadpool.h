@@ -65,6 +65,7 @@ class ThreadPool {
     size_t tasks;
     size_t max_worker_index;  // workers 1..max_worker_index take part
     size_t parts;             // max_worker_index + 1 ranges
+    bool background;          // an async run's region: the threads yield to the JS thread after it
     Range range[kMaxParts];
     std::atomic<size_t> done{0};
   };
@@ -83,11 +84,12 @@ class ThreadPool {
 };
 
 // While in scope, the calling thread runs PTQ_WORKER_NICE (default 5) nice levels lower, like the
-// pool's workers: a queued run() computes on a libuv thread, which had competed with the JS
-// thread on equal terms (bursts of 64 runs in flight, A/B: the event loop was held over 5 ms in
-// 7 % of 120 bursts with it, 14 % of 90 without; medians 2.7-3.0 and 3.2-3.5 ms).
-// Linux only, and only where the thread may raise its priority back afterwards (CAP_SYS_NICE or
-// RLIMIT_NICE): otherwise it does nothing, so no libuv thread stays lowered.
+// pool's workers, and the parallel regions it starts end with a yield to the JS thread (see
+// YieldToJs in threadpool.cc): the libuv thread that drains a plan's queued runs had competed with
+// the JS thread on equal terms (bursts of 64 runs in flight, A/B: the event loop was held over
+// 5 ms in 7 % of 120 bursts with the renice, 14 % of 90 without).
+// The renice is Linux only, and only where the thread may raise its priority back afterwards
+// (CAP_SYS_NICE or RLIMIT_NICE): otherwise it does nothing, so no libuv thread stays lowered.
 class ScopedRunNice {
  public:
   ScopedRunNice();
