@@ -34,7 +34,7 @@ export interface Binding {
   planCreate(ops: PlanOp[], slotBytes: number[], maxBatch: number, inFloats: number, outFloats: number, isa: IsaName): PlanHandle;
   /** Runs a plan on n samples on the calling thread (threads 0 = the whole pool). */
   planRunSync(plan: PlanHandle, input: Float32Array, n: number, output: Float32Array, threads: number): void;
-  /** Runs a plan on a worker thread (on its own copies of input and output; output is written when it settles). */
+  /** Queues a run of the plan; one libuv thread per plan runs its queue in order (on each run's own copies of input and output; output is written when it settles). */
   planRun(plan: PlanHandle, input: Float32Array, n: number, output: Float32Array, threads: number): Promise<void>;
   /** Runs a plan `reps` times and returns the mean nanoseconds spent in each op. */
   planProfile(plan: PlanHandle, input: Float32Array, n: number, output: Float32Array, threads: number, reps: number): Float64Array;

@@ -1,5 +1,6 @@
 // Fast inference: a converted model compiled into one native plan. runSync() runs on the calling
-// thread; run() on a worker thread (the event loop stays free). Both use the native intra-op
+// thread; run() on a worker thread (the event loop stays free): one libuv thread per model with
+// runs queued drains its queue in order. Both use the native intra-op
 // thread pool, and batches of any size are split into plan-sized chunks.
 import type { PlanHandle } from '../binding';
 import { checkInt, invalidRange, invalidType, PtqError } from './errors';
@@ -92,7 +93,10 @@ export class CompiledModel {
     return new Tensor(out, [n, ...this.outputShape]);
   }
 
-  /** Runs the model on a worker thread; the input is copied, so the caller may reuse it at once. */
+  /**
+   * Runs the model on a worker thread; the input is copied, so the caller may reuse it at once.
+   * Runs of one model wait in its queue and run one after the other, in the order they were called.
+   */
   async run(input: Float32Array | Tensor): Promise<Tensor> {
     const { data, n } = this.check(input);
     // planRun copies its input before it returns, so one chunk needs no copy here; a run of several
