@@ -682,11 +682,11 @@ struct PlanJob {
 };
 
 // Drains a plan's queue of runs on one libuv thread, in order, settling each run's promise as it
-// finishes. At most one runner per plan exists: runs of a plan go one at a time anyway (one
+// finishes. One runner per plan drains at a time: runs of a plan go one at a time anyway (one
 // arena), and 64 runs queued as 64 libuv work items had taken every libuv thread (fs, dns,
 // crypto and zlib calls then waited behind the runs), with the threads blocked on the plan
 // taking turns at the cores against the JS thread (event-loop lag: median 3.1-3.3 ms per burst
-// of 64 runs; 0.7-1.2 ms with one runner).
+// of 64 runs; 0.6-0.8 ms with one runner).
 class PlanRunner : public Napi::AsyncProgressQueueWorker<PlanJob*> {
  public:
   PlanRunner(Napi::Env env, Plan* plan, Napi::Value handle)

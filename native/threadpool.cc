@@ -60,23 +60,25 @@ bool CanReturnToNice(int nice) {
   return cap_sys_nice;
 }
 #endif
+
 // True on a thread that runs async runs (in ScopedRunNice): its regions give way to the JS
 // thread, see YieldToJs.
 thread_local bool tls_background = false;
-thread_local std::chrono::steady_clock::time_point tls_last_yield;
 
-// Called after each parallel region of an async run, on every thread that took part: at most every 100 us, lets a thread that is
-// waiting for this core run (sched_yield does nothing when none is). The JS thread that wakes for
-// a timer while every core computes is not always let in at once: after it ran for a while (64
-// run() calls queued in one tick) it waits until it is owed time again, and the kernel only
-// checks that at its tick (4 ms at HZ=250), so it waited up to 4-5 ms. Bursts of 64 runs, A/B:
-// event-loop lag p90 3.1-3.9 -> 1.2-1.6 ms, max 5.1-6.3 -> 3.8-4.4 ms; throughput unchanged.
+// Called after each parallel region of an async run, on every thread that took part: at most
+// every 100 us, lets a thread that is waiting for this core run (sched_yield does nothing when
+// none is). The JS thread that wakes for a timer while every core computes is not always let in
+// at once: after it ran for a while (64 run() calls queued in one tick) it waits until it is owed
+// time again, and the kernel only checks that at its tick (4 ms at HZ=250), so it waited up to
+// 4-5 ms. Bursts of 64 runs, A/B: event-loop lag p90 3.1-3.9 -> 1.2-1.6 ms, max 5.1-6.3 ->
+// 3.8-4.4 ms; throughput unchanged.
 void YieldToJs() {
 #if defined(__linux__)
   if (NiceDelta() == 0) return;  // PTQ_WORKER_NICE=0: the workers compete as equals
+  thread_local std::chrono::steady_clock::time_point last;
   const auto now = std::chrono::steady_clock::now();
-  if (now - tls_last_yield < std::chrono::microseconds(100)) return;
-  tls_last_yield = now;
+  if (now - last < std::chrono::microseconds(100)) return;
+  last = now;
   sched_yield();
 #endif
 }
