@@ -704,7 +704,12 @@ class PlanRunner : public Napi::AsyncProgressQueueWorker<PlanJob*> {
   void OnProgress(PlanJob* const* jobs, size_t count) override {
     for (size_t i = 0; i < count; i++) {
       std::unique_ptr<PlanJob> job(jobs[i]);
-      job->Settle(Env());
+      try {
+        job->Settle(Env());
+      } catch (const Napi::Error&) {
+        // JS cannot run any more (a worker thread being terminated): nobody is left to tell. Had
+        // the error gone on, node-addon-api would rethrow it from a C callback and abort.
+      }
     }
   }
 

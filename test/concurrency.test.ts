@@ -2,6 +2,10 @@
 // models at once give exactly runSync's results; dispose() while runs are in flight is safe
 // (runs finish or reject with a clear error); memory stays flat over a bounded soak loop.
 // test:sanitize runs this suite against the ASan + UBSan build.
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { CompiledModel, compileModel } from '../lib/inference';
 import { PtqError } from '../lib/errors';
 import { encodeQuantizedModel, loadQuantizedModel } from '../lib/io/model-file';
@@ -124,6 +128,44 @@ describe('dispose()', () => {
     expect(before - process.memoryUsage().rss).toBeGreaterThan(grew * 0.5);
     if (grew < arena * 0.5) console.log(`dispose test: the run added only ${(grew / 2 ** 20).toFixed(1)} MiB of RSS for a ${(arena / 2 ** 20).toFixed(1)} MiB arena`);
   });
+});
+
+describe('worker threads', () => {
+  test('terminating a worker thread with 64 runs queued neither crashes nor hangs the process', () => {
+    // In a child process: the worker's promises settle (or not) while its JS can no longer run.
+    // Settling then threw out of a C callback, and the process aborted.
+    const script = `
+      const { Worker, isMainThread, parentPort } = require('worker_threads');
+      if (isMainThread) {
+        (async () => {
+          for (let i = 0; i < 8; i++) {
+            const w = new Worker(__filename);
+            await new Promise((r) => w.once('message', r));
+            await new Promise((r) => setTimeout(r, i % 4));
+            await w.terminate();
+          }
+          console.log('terminated 8 workers');
+        })();
+      } else {
+        const api = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
+        const m = api.mobilenetV2({ numClasses: 10 });
+        m.eval(); m.fuseModel(); m.qconfig = api.getDefaultQConfig('fbgemm'); api.prepare(m, true);
+        const x = new api.Tensor(new Float32Array(3 * 64 * 64).map((_, i) => Math.sin(i)), [1, 3, 64, 64]);
+        m.call(x); api.convert(m, true);
+        const c = api.compileModel(m, { inputShape: [3, 64, 64], maxBatch: 1 });
+        for (let i = 0; i < 64; i++) c.run(x).catch(() => {});
+        parentPort.postMessage('queued');
+      }`;
+    const file = path.join(os.tmpdir(), `ptq-worker-terminate-${process.pid}.js`);
+    fs.writeFileSync(file, script);
+    try {
+      const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 120000 });
+      expect({ status: r.status, signal: r.signal, stdout: r.stdout.trim(), stderr: r.stderr.replace(/^.*calculate_qparams.*\n/gm, '') })
+        .toEqual({ status: 0, signal: null, stdout: 'terminated 8 workers', stderr: '' });
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  }, 150000);
 });
 
 describe('soak (bounded): RSS stays flat after warm-up', () => {
