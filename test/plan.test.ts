@@ -2,6 +2,8 @@
 // any thread count, sync and async, many runs in flight; bad inputs are clear errors.
 import * as crypto from 'crypto';
 import { compileModel } from '../lib/inference';
+import { nativeBackend } from '../lib/kernels/native';
+import { QuantizedConv2d } from '../lib/nn/quantized';
 import { convert } from '../lib/quantization/convert';
 import { prepare } from '../lib/quantization/quantize';
 import { Module } from '../lib/nn/module';
@@ -135,6 +137,31 @@ test('run() reads its input when called: overwriting the caller\'s buffer right 
     buf.fill(0);
     expect({ maxBatch, y: Array.from((await p).data) }).toEqual({ maxBatch, y: want });
   }
+});
+
+test('compiling reuses the modules\' packed weights (no repacking) and keeps no reference to the trace', () => {
+  const q = quantizedSmall('fbgemm');
+  q.call(x); // eager run: the modules pack their weights natively
+  const convs: QuantizedConv2d[] = [];
+  const visit = (m: Module): void => { if (m instanceof QuantizedConv2d) convs.push(m); for (const c of m.children()) visit(c); };
+  visit(q);
+  expect(convs.length).toBeGreaterThan(3);
+  const cache = (m: QuantizedConv2d) => (m as unknown as { packed: { entry?: { backend: unknown; p: unknown } } }).packed.entry;
+  const before = convs.map((m) => cache(m)?.p);
+  const packConv = jest.spyOn(nativeBackend, 'packQConv2d'), packGemm = jest.spyOn(nativeBackend, 'packQGemm');
+  try {
+    const c = compileModel(q, { inputShape: [3, 28, 28], maxBatch: 2 });
+    expect(packConv).not.toHaveBeenCalled();
+    expect(packGemm).not.toHaveBeenCalled();
+    expect(Array.from(c.runSync(x).data)).toEqual(Array.from((q.call(x) as Tensor).data));
+  } finally {
+    packConv.mockRestore();
+    packGemm.mockRestore();
+  }
+  convs.forEach((m, i) => {
+    expect(cache(m)?.p).toBe(before[i]);
+    expect(cache(m)?.backend).toBe(nativeBackend);
+  });
 });
 
 describe('queued runs', () => {

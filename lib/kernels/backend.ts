@@ -38,6 +38,8 @@ export interface Backend {
   readonly name: BackendName;
   /** The ISA level new packs use ('reference' for the TS backend); packed weights record theirs. */
   readonly isa: IsaName | 'reference';
+  /** The backend that makes this one's packs, when another does (a tracing wrapper packs natively): pack caches key on it. */
+  readonly packer?: Backend;
   /** Packs weights and epilogue constants of a quantized GEMM (1x1 conv, linear). */
   packQGemm(spec: QGemmSpec, options?: { isa?: IsaName }): PackedQGemm;
   /** c[i*ldc + j] = requantize(sum_k a[i*lda + k] * w[j][k]) for i < m, j < n. */

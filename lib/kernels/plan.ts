@@ -33,6 +33,10 @@ export class TracingBackend implements Backend {
   get isa() {
     return this.inner.isa;
   }
+  /** Packs are the native backend's: modules reuse theirs when compiled, and hold no tracer. */
+  get packer(): Backend {
+    return this.inner;
+  }
   packQGemm(...a: Parameters<Backend['packQGemm']>) {
     return this.inner.packQGemm(...a);
   }

@@ -28,12 +28,17 @@ class PackCache<P extends { isa: string }> {
   [DEEP_COPY](): PackCache<P> {
     return new PackCache<P>();
   }
-  /** The cached pack for these keys, or a fresh one from make(). */
+  /**
+   * The cached pack for these keys, or a fresh one from make(). Keyed on the backend that packs
+   * (compiling a plan traces through a wrapper of the native backend: it reuses the native pack
+   * instead of packing again, and the cache never holds the wrapper and its trace).
+   */
   get(backend: Backend, scale: number, zeroPoint: number, make: () => P): P {
+    const packer = backend.packer ?? backend;
     const c = this.entry;
-    if (c && c.backend === backend && c.p.isa === backend.isa && c.scale === scale && c.zeroPoint === zeroPoint) return c.p;
+    if (c && c.backend === packer && c.p.isa === packer.isa && c.scale === scale && c.zeroPoint === zeroPoint) return c.p;
     const p = make();
-    this.entry = { backend, scale, zeroPoint, p };
+    this.entry = { backend: packer, scale, zeroPoint, p };
     return p;
   }
 }
