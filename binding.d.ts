@@ -111,6 +111,12 @@ export interface Binding {
   qgemmInfo(packed: QGemmPacked): { isa: IsaName; k: number; n: number; bytes: number };
   /** c[m][ldc] = requantize(a[m][lda] x weight^T), synchronously on the calling thread. */
   qgemm(packed: QGemmPacked, m: number, a: Uint8Array, lda: number, c: Uint8Array, ldc: number): void;
+  /**
+   * MACs per second of the ISA level's GEMM dot-product instruction alone (no loads, no epilogue)
+   * on the calling thread, best of ~2 ms runs over at least `ms`: the bound any int8 GEMM of that
+   * level can reach on this core. Blocks the thread; for benchmarks. RangeError for 'scalar'.
+   */
+  qgemmPeak(isa: IsaName, ms: number): number;
 }
 
 // ---- float32 kernels (appended; the qgemm API above is unchanged) ----

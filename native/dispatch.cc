@@ -35,6 +35,17 @@ ptq_qgemm_fn QGemmKernel(ptq_isa isa) {
   }
 }
 
+ptq_qgemm_peak_fn QGemmPeakKernel(ptq_isa isa, uint32_t* macs_per_iter) {
+  switch (isa) {
+#if defined(PTQ_X86)
+    case PTQ_ISA_AVX2: *macs_per_iter = PTQ_QGEMM_PEAK_AVX2_MACS; return ptq_qgemm_peak_avx2;
+    case PTQ_ISA_AVXVNNI: *macs_per_iter = PTQ_QGEMM_PEAK_AVXVNNI_MACS; return ptq_qgemm_peak_avxvnni;
+    case PTQ_ISA_AVX512VNNI: *macs_per_iter = PTQ_QGEMM_PEAK_AVX512VNNI_MACS; return ptq_qgemm_peak_avx512vnni;
+#endif
+    default: *macs_per_iter = 0; return nullptr;
+  }
+}
+
 ptq_isa FloatKernelIsa(ptq_isa isa) {
 #if defined(PTQ_X86)
   if (isa == PTQ_ISA_AVXVNNI) return PTQ_ISA_AVX2;

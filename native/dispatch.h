@@ -14,6 +14,8 @@ bool ParseIsa(const std::string& name, ptq_isa* out);
 // Bit mask of ptq_isa levels this CPU and OS can run, probed once.
 uint32_t SupportedIsas();
 ptq_qgemm_fn QGemmKernel(ptq_isa isa);
+// The GEMM peak probe of a level and its MACs per iteration; null for scalar (no SIMD dot product).
+ptq_qgemm_peak_fn QGemmPeakKernel(ptq_isa isa, uint32_t* macs_per_iter);
 // Float32 kernels. The avxvnni level runs the AVX2 float kernels (VNNI is integer-only).
 ptq_sgemm_fn SGemmF32Kernel(ptq_isa isa);
 ptq_dwconv_fn DwConvF32Kernel(ptq_isa isa);

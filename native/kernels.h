@@ -70,6 +70,18 @@ void ptq_qgemm_u8s8_avxvnni(const ptq_qgemm_weights* w, const ptq_qgemm_io* io, 
 void ptq_qgemm_u8s8_avx512vnni(const ptq_qgemm_weights* w, const ptq_qgemm_io* io, size_t m_begin,
                                size_t m_end, size_t nb_begin, size_t nb_end);
 
+// Peak probe: `iters` iterations of the level's GEMM dot-product instruction alone on independent
+// accumulators, no loads and no epilogue. The MAC rate it reaches bounds what any GEMM
+// tile of that level can do on this core (benchmarks report efficiency against it).
+// PTQ_QGEMM_PEAK_*_MACS: MACs per iteration.
+typedef void (*ptq_qgemm_peak_fn)(uint64_t iters);
+#define PTQ_QGEMM_PEAK_AVX2_MACS 288         /* 18 x vpmaddwd ymm (8 lanes x 2) + vpaddd */
+#define PTQ_QGEMM_PEAK_AVXVNNI_MACS 448      /* 14 x vpdpbusd ymm (8 lanes x 4) */
+#define PTQ_QGEMM_PEAK_AVX512VNNI_MACS 1024  /* 16 x vpdpbusd zmm (16 lanes x 4) */
+void ptq_qgemm_peak_avx2(uint64_t iters);
+void ptq_qgemm_peak_avxvnni(uint64_t iters);
+void ptq_qgemm_peak_avx512vnni(uint64_t iters);
+
 // Packed size in bytes of an N x K weight matrix for an ISA, and the packer (scalar code, all ISAs).
 size_t ptq_qgemm_packed_size(ptq_isa isa, size_t k, size_t n);
 void ptq_qgemm_pack(ptq_isa isa, size_t k, size_t n, const int8_t* w /* [n][k] */, void* packed);

@@ -171,6 +171,15 @@ describe('raw binding re-checks what memory safety depends on', () => {
     expect(() => binding.qgemm({} as never, 2, new Uint8Array(8), 4, new Uint8Array(6), 3)).toThrow(/handle/);
     expect(() => binding.qgemm(p, 2, new Uint8Array(8), 2, new Uint8Array(6), 3)).toThrow(/lda/);
   });
+  test('qgemmPeak: a MAC rate per SIMD level; scalar, bad levels and bad durations are refused', () => {
+    for (const isa of binding.supportedIsas().filter((i) => i !== 'scalar')) {
+      const r = binding.qgemmPeak(isa, 1);
+      expect(Number.isFinite(r) && r > 0).toBe(true);
+    }
+    expect(() => binding.qgemmPeak('scalar', 1)).toThrow(/'scalar' has no SIMD dot product/);
+    expect(() => binding.qgemmPeak('sse' as never, 1)).toThrow(/unknown isa/);
+    for (const ms of [0, -1, NaN, Infinity, 60001]) expect(() => binding.qgemmPeak('avx2', ms)).toThrow(/ms must be in \(0, 60000\]/);
+  });
   test('subarray views are read at their offset', () => {
     const p = nativeBackend.packQGemm(spec());
     const big = new Uint8Array(100).fill(9);
@@ -233,6 +242,7 @@ describe('every binding function: hostile arguments', () => {
     qgemmPack: () => ['scalar', 4, 3, new Int8Array(12), ...e3(), 0, 0, 255],
     qgemmInfo: () => [gemm()],
     qgemm: () => [gemm(), 2, new Uint8Array(8), 4, new Uint8Array(6), 3],
+    qgemmPeak: () => [raw.supportedIsas().filter((i) => i !== 'scalar').pop() ?? 'avx2', 1],
     f32ConvPack: () => ['scalar', { ...f32geo }, new Float32Array(4), null],
     f32Conv: () => [fconv(), new Float32Array(2 * 3 * 3 * 2), 2, 3, 3, new Float32Array(2 * 3 * 3 * 2), false],
     f32LinearPack: () => ['scalar', 2, 3, new Float32Array(6), null],

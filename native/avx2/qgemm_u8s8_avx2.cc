@@ -116,3 +116,25 @@ extern "C" void ptq_qgemm_u8s8_avx2(const ptq_qgemm_weights* w, const ptq_qgemm_
       }
     }
 }
+
+// The peak probe (see kernels.h): the kernel's vpmaddwd + vpaddd pair, 18 an iteration on 6
+// accumulators (ymm0-5, products in ymm10-15), operands never reloaded.
+extern "C" void ptq_qgemm_peak_avx2(uint64_t iters) {
+  if (iters == 0) return;
+  asm volatile(
+      "vpxor %%ymm6, %%ymm6, %%ymm6\n\t"
+      "vpxor %%ymm7, %%ymm7, %%ymm7\n"
+      "1:\n\t"
+      ".rept 3\n\t"
+      ".irp r, 0,1,2,3,4,5\n\t"
+      "vpmaddwd %%ymm6, %%ymm7, %%ymm1\\r\n\t"
+      "vpaddd %%ymm1\\r, %%ymm\\r, %%ymm\\r\n\t"
+      ".endr\n\t"
+      ".endr\n\t"
+      "dec %0\n\t"
+      "jnz 1b"
+      : "+r"(iters)
+      :
+      : "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm10", "xmm11", "xmm12", "xmm13",
+        "xmm14", "xmm15");
+}

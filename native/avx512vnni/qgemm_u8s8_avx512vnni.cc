@@ -197,3 +197,21 @@ extern "C" void ptq_qgemm_u8s8_avx512vnni(const ptq_qgemm_weights* w, const ptq_
       i += mr;
     }
 }
+
+// The peak probe (see kernels.h): 16 independent vpdpbusd chains (zmm0-15), operands never reloaded.
+extern "C" void ptq_qgemm_peak_avx512vnni(uint64_t iters) {
+  if (iters == 0) return;
+  asm volatile(
+      "vpxord %%zmm30, %%zmm30, %%zmm30\n\t"
+      "vpxord %%zmm31, %%zmm31, %%zmm31\n"
+      "1:\n\t"
+      ".irp r, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm\\r\n\t"
+      ".endr\n\t"
+      "dec %0\n\t"
+      "jnz 1b"
+      : "+r"(iters)
+      :
+      : "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+        "xmm12", "xmm13", "xmm14", "xmm15", "xmm30", "xmm31");
+}

@@ -104,3 +104,22 @@ extern "C" void ptq_qgemm_u8s8_avxvnni(const ptq_qgemm_weights* w, const ptq_qge
       }
     }
 }
+
+// The peak probe (see kernels.h): 14 independent VEX vpdpbusd chains (ymm0-13; VEX reaches 16
+// registers), operands never reloaded.
+extern "C" void ptq_qgemm_peak_avxvnni(uint64_t iters) {
+  if (iters == 0) return;
+  asm volatile(
+      "vpxor %%ymm14, %%ymm14, %%ymm14\n\t"
+      "vpxor %%ymm15, %%ymm15, %%ymm15\n"
+      "1:\n\t"
+      ".irp r, 0,1,2,3,4,5,6,7,8,9,10,11,12,13\n\t"
+      "%{vex%} vpdpbusd %%ymm14, %%ymm15, %%ymm\\r\n\t"
+      ".endr\n\t"
+      "dec %0\n\t"
+      "jnz 1b"
+      : "+r"(iters)
+      :
+      : "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+        "xmm12", "xmm13", "xmm14", "xmm15");
+}
