@@ -4,6 +4,7 @@
 // Usage: npm run build && node scripts/bench-gemm.js [--quick] [--json]
 'use strict';
 const { loadNative, nativeBackend, referenceBackend } = require('../dist/kernels');
+const { gemmSpec } = require('./bench-util');
 
 const quick = process.argv.includes('--quick');
 const json = process.argv.includes('--json');
@@ -14,15 +15,6 @@ const SHAPES = [
   [196, 96, 576], [196, 576, 96], [49, 576, 160], [49, 160, 960], [49, 960, 160], [49, 960, 320],
   [49, 320, 1280], [1, 1280, 1000],
 ];
-
-function spec(m, k, n) {
-  const weight = new Int8Array(n * k);
-  for (let i = 0; i < weight.length; i++) weight[i] = ((i * 2654435761) >>> 24) - 128;
-  return {
-    k, n, weight, inputScale: 0.02, inputZeroPoint: 3, weightScale: new Float32Array(n).fill(0.004),
-    bias: new Float32Array(n).fill(0.1), outputScale: 0.05, outputZeroPoint: 5, outMin: 5, outMax: 255,
-  };
-}
 
 function time(fn, minMs) {
   fn();
@@ -47,7 +39,7 @@ for (const [m, k, n] of SHAPES) {
   const line = [`${m}x${k}x${n}`.padEnd(16)];
   for (const e of engines) {
     if (e.name === 'ts-reference' && quick && m * n * k > 5e6) { line.push('       -'); continue; }
-    const p = e.backend.packQGemm(spec(m, k, n), e.isa ? { isa: e.isa } : undefined);
+    const p = e.backend.packQGemm(gemmSpec(k, n, { outputZeroPoint: 5, outMin: 5, outMax: 255 }), e.isa ? { isa: e.isa } : undefined);
     const ms = time(() => e.backend.qgemm(p, m, a, c), e.name === 'ts-reference' ? 1 : (quick ? 30 : 200));
     const gops = (2 * m * n * k) / ms / 1e6;
     totals[e.name] = (totals[e.name] || 0) + ms;

@@ -2,7 +2,8 @@
 // `npm run bench`: int8 and fp32 inference of MobileNetV2-1.0 (224x224x3, 1000 classes) and
 // ResNet-50, ptq-node vs onnxruntime-node running the same models (exported by us to ONNX), in
 // one run, one ORT session alive at a time. Images/s and median ms at batch 1 and 16, 1 and 2
-// threads; event-loop lag under 64 concurrent run() calls; peak RSS. Not a test.
+// threads; event-loop lag under 64 concurrent run() calls; peak RSS; each row's MAC rate and, for
+// int8, its share of this core's int8 peak (the GEMM dot-product instruction alone). Not a test.
 // Usage: npm run bench [-- --quick] [-- --json]
 'use strict';
 const { performance } = require('perf_hooks');
@@ -12,66 +13,36 @@ const path = require('path');
 const { spawnSync } = require('child_process');
 const api = require('../dist');
 const { exportOnnx } = require('../dist/io/onnx-export');
+const { randomize, images, timeit, timeitAsync, countMacs } = require('./bench-util');
 
 const quick = process.argv.includes('--quick');
 const json = process.argv.includes('--json');
 const log = (...a) => { if (!json) console.error(...a); };
 
-function randomize(model, seed) {
-  let s = seed;
-  const rnd = () => { s = (s * 1103515245 + 12345) % 2147483648; return s / 2147483648; };
-  const normal = () => Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());
-  for (const [k, t] of model.stateDict()) {
-    const fan = t.shape.length === 4 ? t.shape[0] * t.shape[2] * t.shape[3] : t.shape[t.shape.length - 1] || 1;
-    for (let i = 0; i < t.numel; i++)
-      t.data[i] = k.endsWith('running_var') ? 0.5 + rnd() : k.endsWith('running_mean') || k.endsWith('.bias') ? 0.05 * normal()
-        : k.endsWith('num_batches_tracked') ? 0 : t.shape.length === 1 ? 0.8 + 0.4 * rnd() : normal() * Math.sqrt(2 / fan);
-  }
-  return model.eval();
-}
-
-function images(n, seed) {
-  let s = seed;
-  const x = new Float32Array(n * 3 * 224 * 224);
-  for (let i = 0; i < x.length; i++) { s = (s * 1103515245 + 12345) % 2147483648; x[i] = (s / 2147483648 - 0.5) * 4; }
-  return new api.Tensor(x, [n, 3, 224, 224]);
-}
-
-// Every engine gets the same warm-up: calls until 300 ms have passed (at least one, at most 200),
-// so JIT tiers, buffer pools and page faults settle before timing.
-const WARMUP_MS = 300, WARMUP_MAX = 200;
-
-function timeit(fn, reps) {
-  const w0 = performance.now();
-  for (let i = 0; i < WARMUP_MAX && (i === 0 || performance.now() - w0 < WARMUP_MS); i++) fn();
-  const t = [];
-  for (let i = 0; i < reps; i++) { const t0 = performance.now(); fn(); t.push(performance.now() - t0); }
-  t.sort((a, b) => a - b);
-  return t[Math.floor(t.length / 2)];
-}
-
-async function timeitAsync(fn, reps) {
-  const w0 = performance.now();
-  for (let i = 0; i < WARMUP_MAX && (i === 0 || performance.now() - w0 < WARMUP_MS); i++) await fn();
-  const t = [];
-  for (let i = 0; i < reps; i++) { const t0 = performance.now(); await fn(); t.push(performance.now() - t0); }
-  t.sort((a, b) => a - b);
-  return t[Math.floor(t.length / 2)];
-}
-
 async function main() {
   let ort;
   try { ort = require('onnxruntime-node'); } catch { log('onnxruntime-node not installed: ORT rows skipped'); }
   const rows = [];
+  // GMAC/s per row (not in the JSON rows) and the int8 peak of one core, to read rows against.
+  const native = api.loadNative();
+  // Probed before and after the runs (the clock moves with load on this kind of machine); the
+  // higher of the two is the peak. Scalar has no SIMD dot product to probe.
+  const probe = () => (native.isa === 'scalar' ? NaN : native.binding.qgemmPeak(native.isa, 300) / 1e9);
+  const peaks = [probe()];
+  log(`int8 peak of one core: ${peaks[0].toFixed(0)} GMAC/s (${native.isa} GEMM dot products alone, no loads or epilogue)`);
+  const gmacs = new Map(), modelMacs = new Map();
   const add = (engine, model, batch, threads, ms) => {
     const r = { engine, model, batch, threads, median_ms: +ms.toFixed(3), img_per_s: +((batch * 1000) / ms).toFixed(1) };
     rows.push(r);
+    gmacs.set(r, (modelMacs.get(model) * batch) / ms / 1e6);
     log(`${engine.padEnd(9)} ${model.padEnd(12)} batch ${String(batch).padStart(2)} threads ${threads}: ${r.median_ms.toFixed(2).padStart(8)} ms ${r.img_per_s.toFixed(1).padStart(8)} img/s`);
   };
   const models = [['mobilenet_v2', () => api.mobilenetV2({ numClasses: 1000 })], ['resnet50', () => api.resnet50(1000)]];
   const x16 = images(16, 7), x1 = images(1, 3);
   for (const [name, make] of models) {
     const float = randomize(make(), 11);
+    modelMacs.set(name, countMacs(float));
+    log(`${name}: ${(modelMacs.get(name) / 1e9).toFixed(3)} GMAC per image`);
     const fused = api.deepCopy(float);
     fused.fuseModel();
     const q = api.deepCopy(fused);
@@ -130,13 +101,20 @@ async function main() {
       rows.push({ engine: 'ptq-int8', model: name, metric: 'event_loop_lag_ms', value: +lag.toFixed(3) });
     }
   }
+  peaks.push(probe());
+  const peak = Math.max(...peaks);
+  log(`int8 peak of one core after the runs: ${peaks[1].toFixed(0)} GMAC/s`);
   const rss = process.resourceUsage().maxRSS / 1024;
   log(`peak RSS ${rss.toFixed(0)} MB`);
   rows.push({ metric: 'peak_rss_mb', value: +rss.toFixed(1) });
   if (json) console.log(JSON.stringify(rows.filter((r) => r.engine && r.batch)));
   else {
-    console.log('\nengine     model        batch threads  median_ms   img/s');
-    for (const r of rows.filter((r) => r.batch)) console.log(`${r.engine.padEnd(10)} ${r.model.padEnd(12)} ${String(r.batch).padStart(5)} ${String(r.threads).padStart(7)} ${r.median_ms.toFixed(2).padStart(10)} ${r.img_per_s.toFixed(1).padStart(7)}`);
+    console.log(`\nint8 peak of one core: ${peak.toFixed(0)} GMAC/s (probed before and after: ${peaks.map((p) => p.toFixed(0)).join(', ')}); "of peak": an int8 row's GMAC/s over peak x threads`);
+    console.log('engine     model        batch threads  median_ms   img/s  GMAC/s  of peak');
+    for (const r of rows.filter((r) => r.batch)) {
+      const g = gmacs.get(r), share = r.engine.endsWith('int8') && peak > 0 ? `${((100 * g) / (peak * r.threads)).toFixed(0)}%` : '';
+      console.log(`${r.engine.padEnd(10)} ${r.model.padEnd(12)} ${String(r.batch).padStart(5)} ${String(r.threads).padStart(7)} ${r.median_ms.toFixed(2).padStart(10)} ${r.img_per_s.toFixed(1).padStart(7)} ${g.toFixed(0).padStart(7)} ${share.padStart(8)}`);
+    }
   }
 }
 
