@@ -465,7 +465,8 @@ Napi::Value QGemmPeak(const Napi::CallbackInfo& info) {
   const ptq_qgemm_peak_fn probe = ptq::QGemmPeakKernel(isa, &macs);
   if (!probe) ThrowRange(env, Cat("isa '", ptq::IsaName(isa), "' has no SIMD dot product to probe"));
   using Clock = std::chrono::steady_clock;
-  // About 2 ms a run: 16 dot products an iteration at 2 a cycle, 3 GHz.
+  // About 2 ms a run on avx512vnni (16 dot products an iteration at 2 a cycle, 3 GHz), longer on
+  // the ymm levels; the best of short runs leaves out runs cut by preemption or a clock still ramping.
   const uint64_t iters = 750000;
   double best = 0;
   const auto start = Clock::now();
