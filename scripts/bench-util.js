@@ -1,5 +1,5 @@
-// Helpers shared by the model benchmarks (bench.js, bench-floor.js): seeded random weights and
-// inputs, timing after a common warm-up, MAC counts. Not a test.
+// Helpers shared by the benchmarks (bench.js, bench-floor.js, bench-gemm.js): seeded random weights
+// and inputs, timing after a common warm-up, layer shapes and MAC counts, GEMM specs. Not a test.
 'use strict';
 const { performance } = require('perf_hooks');
 const api = require('../dist');

@@ -23,10 +23,10 @@ async function main() {
   let ort;
   try { ort = require('onnxruntime-node'); } catch { log('onnxruntime-node not installed: ORT rows skipped'); }
   const rows = [];
-  // GMAC/s per row (not in the JSON rows) and the int8 peak of one core, to read rows against.
+  // GMAC/s per row (not in the JSON rows), read against the int8 peak of one core: probed before
+  // and after the runs (the clock moves with load on this kind of machine), the higher of the two.
+  // Scalar has no SIMD dot product to probe.
   const native = api.loadNative();
-  // Probed before and after the runs (the clock moves with load on this kind of machine); the
-  // higher of the two is the peak. Scalar has no SIMD dot product to probe.
   const probe = () => (native.isa === 'scalar' ? NaN : native.binding.qgemmPeak(native.isa, 300) / 1e9);
   const peaks = [probe()];
   log(`int8 peak of one core: ${peaks[0].toFixed(0)} GMAC/s (${native.isa} GEMM dot products alone, no loads or epilogue)`);
